@@ -566,7 +566,7 @@ func (x *ChunkResponse) GetMsg() isChunkResponse_Msg {
 	return nil
 }
 
-func (x *ChunkResponse) GetManifest() *Manifest {
+func (x *ChunkResponse) GetManifest() []byte {
 	if x != nil {
 		if x, ok := x.Msg.(*ChunkResponse_Manifest); ok {
 			return x.Manifest
@@ -616,7 +616,7 @@ type isChunkResponse_Msg interface {
 }
 
 type ChunkResponse_Manifest struct {
-	Manifest *Manifest `protobuf:"bytes,1,opt,name=manifest,proto3,oneof"`
+	Manifest []byte `protobuf:"bytes,1,opt,name=manifest,proto3,oneof"` // the serialized Manifest, exactly the bytes its CID hashes
 }
 
 type ChunkResponse_StreamInfo struct {
@@ -933,9 +933,9 @@ const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
 	"\rGetDescriptor\"6\n" +
 	"\bGetRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\rR\x05count\"\x95\x02\n" +
-	"\rChunkResponse\x123\n" +
-	"\bmanifest\x18\x01 \x01(\v2\x15.hivecast.v1.ManifestH\x00R\bmanifest\x12:\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"\xfe\x01\n" +
+	"\rChunkResponse\x12\x1c\n" +
+	"\bmanifest\x18\x01 \x01(\fH\x00R\bmanifest\x12:\n" +
 	"\vstream_info\x18\x02 \x01(\v2\x17.hivecast.v1.StreamInfoH\x00R\n" +
 	"streamInfo\x12*\n" +
 	"\x05chunk\x18\x03 \x01(\v2\x12.hivecast.v1.ChunkH\x00R\x05chunk\x127\n" +
@@ -999,18 +999,17 @@ var file_protocol_wire_pb_hivecast_proto_goTypes = []any{
 var file_protocol_wire_pb_hivecast_proto_depIdxs = []int32{
 	5,  // 0: hivecast.v1.ChunkRequest.get_descriptor:type_name -> hivecast.v1.GetDescriptor
 	6,  // 1: hivecast.v1.ChunkRequest.get_range:type_name -> hivecast.v1.GetRange
-	1,  // 2: hivecast.v1.ChunkResponse.manifest:type_name -> hivecast.v1.Manifest
-	2,  // 3: hivecast.v1.ChunkResponse.stream_info:type_name -> hivecast.v1.StreamInfo
-	8,  // 4: hivecast.v1.ChunkResponse.chunk:type_name -> hivecast.v1.Chunk
-	3,  // 5: hivecast.v1.ChunkResponse.live_chunk:type_name -> hivecast.v1.LiveChunk
-	9,  // 6: hivecast.v1.ChunkResponse.end:type_name -> hivecast.v1.Status
-	0,  // 7: hivecast.v1.Status.code:type_name -> hivecast.v1.Code
-	12, // 8: hivecast.v1.PexResponse.peers:type_name -> hivecast.v1.PeerRecord
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	2,  // 2: hivecast.v1.ChunkResponse.stream_info:type_name -> hivecast.v1.StreamInfo
+	8,  // 3: hivecast.v1.ChunkResponse.chunk:type_name -> hivecast.v1.Chunk
+	3,  // 4: hivecast.v1.ChunkResponse.live_chunk:type_name -> hivecast.v1.LiveChunk
+	9,  // 5: hivecast.v1.ChunkResponse.end:type_name -> hivecast.v1.Status
+	0,  // 6: hivecast.v1.Status.code:type_name -> hivecast.v1.Code
+	12, // 7: hivecast.v1.PexResponse.peers:type_name -> hivecast.v1.PeerRecord
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_protocol_wire_pb_hivecast_proto_init() }
