@@ -525,6 +525,11 @@ func (s *Scheduler) release(r *request) {
 	}
 	delete(s.reqs, r.id)
 	s.ndone++
+}
+
+// compact drops ended requests from s.live. It must not run while s.live
+// is being iterated.
+func (s *Scheduler) compact() {
 	if s.ndone > 32 && s.ndone > len(s.live)/2 {
 		j := 0
 		for _, q := range s.live {
@@ -569,6 +574,7 @@ type cand struct {
 func (s *Scheduler) Next(now time.Time) []Request {
 	var out []Request
 	var late []cand
+	s.compact()
 	if s.rescan || !now.Before(s.checkAt) {
 		late = s.scan(now)
 	}
