@@ -14,9 +14,9 @@ import (
 
 // LiveChunk flags.
 const (
-	FlagStart uint32 = 1 << 0 // chunk is a start point: PAT, PMT, then a keyframe
-	FlagEnd   uint32 = 1 << 1 // end of stream; data is empty
-	knownFlags       = FlagStart | FlagEnd
+	FlagStart  uint32 = 1 << 0 // chunk is a start point: PAT, PMT, then a keyframe
+	FlagEnd    uint32 = 1 << 1 // end of stream; data is empty
+	knownFlags        = FlagStart | FlagEnd
 )
 
 // Chunk limits.

@@ -47,11 +47,13 @@ type ParserStats struct {
 
 // Parser is a streaming MPEG-TS packet parser: feed it bytes in pieces of
 // any size and it calls back once per packet. It finds the packet sync
-// (three 0x47 bytes 188 bytes apart), re-syncs after garbage, tracks the
+// (three 0x47 bytes 188 bytes apart), delivers a packet only once the next
+// packet's sync byte is seen (or the input ends), re-syncs after garbage
+// (a packet followed by no sync byte is dropped as suspect), tracks the
 // PAT and the first program's PMT, and marks the video PID, PCRs and random
 // access points. It does no I/O and starts no goroutines.
 type Parser struct {
-	buf    []byte // carried-over bytes, less than syncChecks packets
+	buf    []byte // carried-over bytes, at most syncChecks packets
 	locked bool
 	stats  ParserStats
 
@@ -116,9 +118,21 @@ func (p *Parser) scan(b []byte, final bool, emit func(*Packet)) int {
 			if len(b)-i < PacketSize {
 				return i
 			}
-			if b[i] != syncByte {
+			// The next packet's sync byte must follow (or the input ends),
+			// so that garbage starting with 0x47 is not taken for a packet.
+			if b[i] != syncByte || (len(b)-i == PacketSize && !final) {
+				if b[i] == syncByte {
+					return i // wait for the next sync byte
+				}
 				p.locked = false
 				p.stats.SyncLosses++
+				continue
+			}
+			if len(b)-i > PacketSize && b[i+PacketSize] != syncByte {
+				p.locked = false // this packet is suspect: drop it while hunting
+				p.stats.SyncLosses++
+				p.stats.Discarded++
+				i++
 				continue
 			}
 			p.inspect(b[i:i+PacketSize], &pkt)
