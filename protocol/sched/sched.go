@@ -554,7 +554,12 @@ func (s *Scheduler) lateAt(r *request, k int) time.Time {
 	return t
 }
 
+// backoff makes p wait before new requests. Failures while it already
+// waits (other streams of the same incident) do not extend the wait.
 func (s *Scheduler) backoff(p *peer, now time.Time) {
+	if now.Before(p.backoffUntil) {
+		return
+	}
 	p.fails++
 	d := backoffMax
 	if p.fails <= 16 {
