@@ -60,6 +60,7 @@ type pktInfo struct {
 	pos                        uint64        // input packet index
 	t                          time.Duration // media time, if pcr
 	pcr, video, pat, pmt, disc bool
+	copied                     bool // a prepended copy; pos is that of the next packet
 }
 
 type anchor struct {
@@ -228,7 +229,8 @@ func (c *Chunker) appendPkt(d []byte, pi pktInfo) {
 func (c *Chunker) cutForStart(pat, pmt []byte, rapPos uint64) {
 	n := len(c.info)
 	tail := -1
-	for i := n - 1; i >= 0 && n-i <= maxMovedTail; i-- {
+	limit := min(maxMovedTail, c.cfg.MaxBytes/PacketSize-1) // the tail and the RAP packet fit
+	for i := n - 1; i >= 0 && n-i <= limit; i-- {
 		in := c.info[i]
 		if in.video || (in.pmt && (i == 0 || !c.info[i-1].pat)) {
 			break
@@ -244,6 +246,7 @@ func (c *Chunker) cutForStart(pat, pmt []byte, rapPos uint64) {
 		c.emit(n)
 		c.cur = append(c.cur, pat...)
 		c.cur = append(c.cur, pmt...)
+		c.info = append(c.info, pktInfo{pos: rapPos, pat: true, copied: true}, pktInfo{pos: rapPos, pmt: true, copied: true})
 		c.prepended = 2
 		c.stats.PrependedPAT++
 		c.firstPos, c.firstSet = rapPos, true
