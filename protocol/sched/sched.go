@@ -194,6 +194,7 @@ type peer struct {
 
 	fails        int
 	backoffUntil time.Time
+	tgt          int    // target, cached by eligible
 	missing      bitset // chunks it showed it does not hold; nil if none
 
 	requests, chunks, dups int
@@ -246,6 +247,8 @@ type Scheduler struct {
 	live   []*request // in ID order; may hold done entries until compacted
 	ndone  int
 	nextID uint64
+
+	psBuf []*peer
 
 	checkAt time.Time // next time a live request may be late or time out
 	rescan  bool      // scan live requests on the next Next regardless of checkAt
@@ -448,13 +451,17 @@ func (s *Scheduler) eft(p *peer, k int, now time.Time) time.Time {
 	return now.Add(p.lat + time.Duration(p.inflight+k+1)*s.chunkTime(p))
 }
 
+// eligible returns the peers not backing off, with their pipeline targets
+// and chunk times cached for this Next.
 func (s *Scheduler) eligible(now time.Time) []*peer {
-	ps := make([]*peer, 0, len(s.order))
+	ps := s.psBuf[:0]
 	for _, p := range s.order {
 		if !now.Before(p.backoffUntil) {
+			p.tgt = s.target(p)
 			ps = append(ps, p)
 		}
 	}
+	s.psBuf = ps
 	return ps
 }
 
@@ -655,7 +662,7 @@ func (s *Scheduler) dupLate(late []cand, ps []*peer, now time.Time, out []Reques
 		var best *peer
 		var bt time.Time
 		for _, p := range ps {
-			if p == cd.r.p || p.inflight >= s.target(p) || p.lacks(cd.c) {
+			if p == cd.r.p || p.inflight >= p.tgt || p.lacks(cd.c) {
 				continue
 			}
 			if t := s.eft(p, 0, now); best == nil || t.Before(bt) {
@@ -667,7 +674,7 @@ func (s *Scheduler) dupLate(late []cand, ps []*peer, now time.Time, out []Reques
 			j++
 			continue
 		}
-		free := s.target(best) - best.inflight
+		free := best.tgt - best.inflight
 		n := 1
 		for j+n < len(late) && n < free && n < s.cfg.MaxRangeLen {
 			nx := late[j+n]
@@ -726,7 +733,7 @@ func (s *Scheduler) assign(ps []*peer, now time.Time, out []Request) ([]Request,
 			var bt time.Time
 			lacking := false
 			for _, p := range ps {
-				tg := s.target(p)
+				tg := p.tgt
 				free := tg - p.inflight
 				if free <= 0 {
 					continue
@@ -750,7 +757,7 @@ func (s *Scheduler) assign(ps []*peer, now time.Time, out []Request) ([]Request,
 				}
 				return out, false
 			}
-			free := s.target(best) - best.inflight
+			free := best.tgt - best.inflight
 			n := 1
 			for n < free && n < s.cfg.MaxRangeLen && c+n < sg.hi {
 				nx := c + n
@@ -799,7 +806,7 @@ func (s *Scheduler) endgame(ps []*peer, now time.Time, out []Request) []Request 
 	sort.Slice(cs, func(a, b int) bool { return s.prio(cs[a].c) < s.prio(cs[b].c) })
 	sort.SliceStable(idle, func(a, b int) bool { return idle[a].rate() > idle[b].rate() })
 	for _, p := range idle {
-		tg := s.target(p)
+		tg := p.tgt
 		for j := 0; j < len(cs); j++ {
 			cd := cs[j]
 			if cd.r.p == p || s.copies[cd.c] != 1 || p.lacks(cd.c) {
