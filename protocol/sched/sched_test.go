@@ -400,3 +400,35 @@ func BenchmarkNextOnChunk(b *testing.B) {
 		})
 	}
 }
+
+func TestTimeoutWithoutReportGivesUp(t *testing.T) {
+	s := New(Config{NumChunks: 40, ChunkSize: 64 * kib, Window: 2, Store: true}, t0)
+	s.AddPeer("a", t0)
+	rs := s.Next(t0)
+	s.AddPeer("b", t0)
+	s.Next(t0) // b takes the rest
+	r := rs[len(rs)-1]
+	// The node never reports on a's requests. At a's timeout they are given
+	// up on and their chunks go to b as its pipeline frees.
+	now := t0
+	for now.Before(r.Timeout) {
+		now = s.NextWake(now)
+		s.Next(now)
+	}
+	st := s.Stats()
+	if st.Expired < len(rs) {
+		t.Fatalf("expired %d of a's %d requests", st.Expired, len(rs))
+	}
+	pa := st.Peers[0]
+	if pa.Inflight != 0 || !pa.BackoffUntil.After(now) || pa.Rate >= s.Config().InitialRate {
+		t.Fatalf("peer a after timeout: %+v", pa)
+	}
+	if s.OnChunk(r.ID, "a", r.First, 64*kib, now) {
+		t.Fatal("a late chunk of a given-up request was refused")
+	}
+	before := s.Stats().Peers[0]
+	s.OnError(r.ID, "a", ErrTimeout, now) // the node's own timeout report: ignored
+	if after := s.Stats().Peers[0]; after.Fails != before.Fails || after.Rate != before.Rate {
+		t.Fatal("a stale timeout report counted twice")
+	}
+}

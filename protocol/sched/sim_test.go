@@ -95,6 +95,8 @@ type sim struct {
 	started  time.Time
 	stalled  time.Duration
 	done     time.Time
+
+	check func() // run after every event, if set
 }
 
 func newSim(t testing.TB, cfg Config, peers []*simPeer, play bool) *sim {
@@ -202,7 +204,13 @@ func (sm *sim) run(limit time.Duration, cond func() bool) {
 		}
 		sm.now = e.at
 		sm.handle(e)
+		if sm.check != nil {
+			sm.check()
+		}
 		sm.next()
+		if sm.check != nil {
+			sm.check()
+		}
 	}
 	if !cond() {
 		sm.t.Fatalf("ran out of events at %v: held %d/%d", sm.now.Sub(t0), sm.s.held, sm.cfg.NumChunks)
