@@ -192,6 +192,8 @@ func TestParseContent(t *testing.T) {
 		"codec":    dagpb.Bytes(),
 		"sha512":   cid.NewCidV1(CodecRaw, h).Bytes(),
 		"v0":       v0.Bytes(),
+		"nonmin":   append([]byte{1, 0xd5, 0x00}, raw.Bytes()[2:]...),
+		"short":    raw.Bytes()[:35],
 	}
 	for name, b := range bad {
 		if _, err := ParseContent(b); !errors.Is(err, ErrInvalid) {
