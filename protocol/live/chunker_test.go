@@ -268,7 +268,7 @@ func TestChunkerConfig(t *testing.T) {
 
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) Now() time.Time         { return c.t }
+func (c *fakeClock) Now() time.Time        { return c.t }
 func (c *fakeClock) Sleep(d time.Duration) { c.t = c.t.Add(max(d, 0)) }
 
 func pace(p *Pacer, clk *fakeClock, chunks []Chunk, work time.Duration) (elapsed time.Duration) {
@@ -337,5 +337,18 @@ func TestPacerLeadLag(t *testing.T) {
 	p.Reset()
 	if d := p.Due(time.Hour); !d.Equal(clk.Now()) || p.Resets() != 3 {
 		t.Fatalf("after Reset: due %v resets %d", d, p.Resets())
+	}
+}
+
+func BenchmarkChunker(b *testing.B) {
+	clip := testClip(b)
+	b.SetBytes(int64(len(clip)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c, _ := NewChunker(Config{})
+		for o := 0; o < len(clip); o += 32 << 10 {
+			c.Feed(clip[o:min(o+32<<10, len(clip))])
+		}
+		c.Flush()
 	}
 }

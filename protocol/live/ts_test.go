@@ -185,7 +185,7 @@ func TestParserResync(t *testing.T) {
 		good = append(good, tsPacket(tVideo, false, byte(i), nil, bytes.Repeat([]byte{byte(i)}, 184)))
 	}
 	garbage1 := []byte{0x47, 1, 2, 3, 0x47, 0x47, 9} // leading garbage with false syncs
-	garbage2 := bytes.Repeat([]byte{0x47, 0}, 50)   // garbage between packets, beginning with a false sync byte
+	garbage2 := bytes.Repeat([]byte{0x47, 0}, 50)    // garbage between packets, beginning with a false sync byte
 	var s []byte
 	s = append(s, garbage1...)
 	for i, g := range good {
