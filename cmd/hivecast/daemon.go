@@ -30,6 +30,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	noAutoNAT := fs.Bool("no-autonat", false, "do not run the AutoNAT service for other peers")
 	noHolePunch := fs.Bool("no-holepunch", false, "disable hole punching")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	maxUp := fs.String("max-upload", "", "cap upload rate, e.g. 4Mbit, 500kB (default unlimited)")
+	maxDown := fs.String("max-download", "", "cap download rate, e.g. 20Mbit (default unlimited)")
+	cacheSize := fs.String("cache-size", daemon.DefaultCacheSize, "cap on the download cache on disk (least recently used evicted)")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -70,6 +73,15 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if set["log-level"] || opts.LogLevel == "" {
 		opts.LogLevel = *logLevel
+	}
+	if set["max-upload"] {
+		opts.MaxUpload = *maxUp
+	}
+	if set["max-download"] {
+		opts.MaxDownload = *maxDown
+	}
+	if set["cache-size"] || opts.CacheSize == "" {
+		opts.CacheSize = *cacheSize
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(strings.ToUpper(opts.LogLevel))); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hivecast/hivecast/node"
@@ -21,6 +22,9 @@ import (
 type Server struct {
 	node *node.Node
 	mux  *http.ServeMux
+
+	mu     sync.Mutex
+	extras map[string]func() any
 }
 
 // NewServer returns the API of n. Metrics are served from reg (libp2p's and
@@ -115,8 +119,34 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, ConnectResponse{ID: ai.ID.String(), LatencyMS: float64(lat.Microseconds()) / 1000})
 }
 
+// AddStatus adds a field to GET /v1/status, computed by fn at each request.
+func (s *Server) AddStatus(key string, fn func() any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.extras == nil {
+		s.extras = map[string]func() any{}
+	}
+	s.extras[key] = fn
+}
+
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusOK, s.node.Status())
+	b, err := json.Marshal(s.node.Status())
+	if err != nil {
+		WriteError(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(b, &out)
+	s.mu.Lock()
+	fns := make(map[string]func() any, len(s.extras))
+	for k, fn := range s.extras {
+		fns[k] = fn
+	}
+	s.mu.Unlock()
+	for k, fn := range fns {
+		out[k] = fn()
+	}
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // ErrorResponse is the body of every error answer.

@@ -26,6 +26,9 @@ type Options struct {
 	NoAutoNAT    bool     `json:"no_autonat,omitempty"`
 	NoHolePunch  bool     `json:"no_holepunch,omitempty"`
 	LogLevel     string   `json:"log_level,omitempty"`
+	MaxUpload    string   `json:"max_upload,omitempty"`   // e.g. "4Mbit"; empty: unlimited
+	MaxDownload  string   `json:"max_download,omitempty"` // e.g. "20Mbit"; empty: unlimited
+	CacheSize    string   `json:"cache_size,omitempty"`   // e.g. "10GiB"; default DefaultCacheSize
 }
 
 // Defaults.
@@ -33,10 +36,12 @@ const (
 	DefaultPort     = 4001
 	DefaultAPI      = "127.0.0.1:5080"
 	DefaultMaxPeers = 200
-	ConfigFile      = "config.json"
-	KeyFile         = "identity.key"
-	APIFile         = "api"
-	LockFile        = "lock"
+	// DefaultCacheSize bounds the download cache.
+	DefaultCacheSize = "10GiB"
+	ConfigFile       = "config.json"
+	KeyFile          = "identity.key"
+	APIFile          = "api"
+	LockFile         = "lock"
 )
 
 // DefaultDataDir is $HIVECAST_DIR, else ~/.hivecast.

@@ -13,6 +13,9 @@ import (
 
 	"github.com/hivecast/hivecast/node"
 	"github.com/hivecast/hivecast/node/api"
+	"github.com/hivecast/hivecast/node/bwlimit"
+	"github.com/hivecast/hivecast/node/store"
+	"github.com/hivecast/hivecast/node/vod"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -34,6 +37,8 @@ type Daemon struct {
 	lock    *dirLock
 	host    host.Host
 	node    *node.Node
+	store   *store.Store
+	vod     *vod.Service
 	mdns    mdns.Service
 	api     *api.Server
 	httpSrv *http.Server
@@ -63,6 +68,22 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	up, err := bwlimit.Parse(opts.MaxUpload)
+	if err != nil {
+		return nil, fmt.Errorf("--max-upload: %w", err)
+	}
+	down, err := bwlimit.Parse(opts.MaxDownload)
+	if err != nil {
+		return nil, fmt.Errorf("--max-download: %w", err)
+	}
+	cacheSize := opts.CacheSize
+	if cacheSize == "" {
+		cacheSize = DefaultCacheSize
+	}
+	cacheCap, err := bwlimit.Parse(cacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-size: %w", err)
+	}
 	var bootstrap []peer.AddrInfo
 	for _, b := range opts.Bootstrap {
 		ai, err := node.ParseAddr(b)
@@ -80,6 +101,10 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 	if d.node, err = node.New(d.host, node.Config{Bootstrap: bootstrap, Logger: log, Bandwidth: bw}); err != nil {
 		return nil, err
 	}
+	if d.store, err = store.Open(filepath.Join(opts.DataDir, "store"), int64(cacheCap)); err != nil {
+		return nil, err
+	}
+	d.vod = vod.New(d.node, d.store, vod.Config{Upload: bwlimit.New(up), Download: bwlimit.New(down)})
 	if !opts.NoMDNS {
 		d.mdns = mdns.NewMdnsService(d.host, MDNSService, &mdnsNotifee{n: d.node, log: log})
 		if err := d.mdns.Start(); err != nil {
@@ -88,6 +113,8 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 		}
 	}
 	d.api = api.NewServer(d.node, reg)
+	d.vod.Routes(d.api)
+	d.api.AddStatus("files", func() any { return d.vod.Sessions() })
 	if d.apiLn, err = net.Listen("tcp", opts.apiAddr()); err != nil {
 		return nil, fmt.Errorf("API listen on %s: %w (is another daemon using it? pick one with --api)", opts.apiAddr(), err)
 	}
@@ -174,6 +201,9 @@ func (d *Daemon) API() *api.Server { return d.api }
 // APIAddr is the address the API listens on.
 func (d *Daemon) APIAddr() string { return d.apiLn.Addr().String() }
 
+// VOD is the daemon's on-demand video service.
+func (d *Daemon) VOD() *vod.Service { return d.vod }
+
 // DataDir is the daemon's data directory.
 func (d *Daemon) DataDir() string { return d.opts.DataDir }
 
@@ -203,6 +233,14 @@ func (d *Daemon) teardown() error {
 	if d.mdns != nil {
 		errs = append(errs, d.mdns.Close())
 		d.mdns = nil
+	}
+	if d.vod != nil {
+		errs = append(errs, d.vod.Close())
+		d.vod = nil
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+		d.store = nil
 	}
 	if d.node != nil {
 		errs = append(errs, d.node.Close())
