@@ -275,7 +275,7 @@ func (f *HTTPFanout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if len(cl.q) == 0 {
-				if err := rc.Flush(); err != nil {
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 					return
 				}
 			}
