@@ -45,6 +45,10 @@ type share struct {
 	Path    string    `json:"path"`
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"mtime"`
+	// Corrupt is set once a chunk read from the file failed verification
+	// (a change the size/mtime check missed, e.g. an mtime put back). It is
+	// sticky: only sharing the file again clears it.
+	Corrupt bool `json:"corrupt,omitempty"`
 
 	m     *manifest.Manifest
 	state error // nil, ErrChanged or ErrMissing
@@ -136,13 +140,14 @@ func (s *Store) saveSharesLocked() error {
 	return writeAtomic(s.sharesPath(), b)
 }
 
-// checkShare updates sh.state from the file's current size and mtime.
+// checkShare updates sh.state from the file's current size and mtime (and
+// the sticky Corrupt mark).
 func (s *Store) checkShare(sh *share) {
 	fi, err := os.Stat(sh.Path)
 	switch {
 	case err != nil:
 		sh.state = ErrMissing
-	case fi.Size() != sh.Size || !fi.ModTime().Equal(sh.ModTime):
+	case fi.Size() != sh.Size || !fi.ModTime().Equal(sh.ModTime) || sh.Corrupt:
 		sh.state = ErrChanged
 	default:
 		sh.state = nil
@@ -276,6 +281,7 @@ func (s *Store) Held() []cid.Cid {
 	defer s.mu.Unlock()
 	var out []cid.Cid
 	for id, sh := range s.shares {
+		s.checkShare(sh)
 		if sh.state == nil {
 			out = append(out, id)
 		}
@@ -293,8 +299,10 @@ func (s *Store) Held() []cid.Cid {
 func (s *Store) Lookup(id cid.Cid) (*manifest.Manifest, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sh, ok := s.shares[id]; ok && sh.state == nil {
-		return sh.m, true
+	if sh, ok := s.shares[id]; ok {
+		if s.checkShare(sh); sh.state == nil {
+			return sh.m, true
+		}
 	}
 	if e, ok := s.cache[id]; ok {
 		return e.m, true
@@ -351,12 +359,12 @@ func (s *Store) readShare(sh *share, index uint64, buf []byte) ([]byte, error) {
 	state := sh.state
 	s.mu.Unlock()
 	if state != nil {
-		return nil, fmt.Errorf("%s: %w", sh.Path, state)
+		return nil, shareErr(sh, state)
 	}
 	f, err := os.Open(sh.Path)
 	if err != nil {
 		s.markShare(sh, ErrMissing)
-		return nil, fmt.Errorf("%s: %w", sh.Path, ErrMissing)
+		return nil, shareErr(sh, ErrMissing)
 	}
 	defer f.Close()
 	n := m.ChunkLen(int(index))
@@ -368,10 +376,21 @@ func (s *Store) readShare(sh *share, index uint64, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", sh.Path, err)
 	}
 	if err := m.Verify(int(index), buf); err != nil {
-		s.markShare(sh, ErrChanged)
-		return nil, fmt.Errorf("%s: %w", sh.Path, ErrChanged)
+		s.mu.Lock()
+		sh.Corrupt = true
+		sh.state = ErrChanged
+		_ = s.saveSharesLocked()
+		s.mu.Unlock()
+		return nil, shareErr(sh, ErrChanged)
 	}
 	return buf, nil
+}
+
+// shareErr is the error for a share that cannot be served: it names the
+// problem and counts as chunk.ErrNotFound, so a peer is answered NOT_FOUND
+// (this node does not hold that content any more), not INTERNAL.
+func shareErr(sh *share, state error) error {
+	return fmt.Errorf("%s: %w (%w)", sh.Path, state, chunk.ErrNotFound)
 }
 
 func (s *Store) markShare(sh *share, err error) {
