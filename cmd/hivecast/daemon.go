@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hivecast/hivecast/node/daemon"
 )
@@ -33,6 +34,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	maxUp := fs.String("max-upload", "", "cap upload rate, e.g. 4Mbit, 500kB (default unlimited)")
 	maxDown := fs.String("max-download", "", "cap download rate, e.g. 20Mbit (default unlimited)")
 	cacheSize := fs.String("cache-size", daemon.DefaultCacheSize, "cap on the download cache on disk (least recently used evicted)")
+	maxChildren := fs.Int("max-children", 4, "live: most peers this node feeds per stream (also bounded by --max-upload)")
+	latency := fs.Duration("latency", 500*time.Millisecond, "live: jitter buffer target latency of a viewer")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -79,6 +82,12 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if set["max-download"] {
 		opts.MaxDownload = *maxDown
+	}
+	if set["max-children"] || opts.MaxChildren == 0 {
+		opts.MaxChildren = *maxChildren
+	}
+	if set["latency"] || opts.Latency == 0 {
+		opts.Latency = *latency
 	}
 	if set["cache-size"] || opts.CacheSize == "" {
 		opts.CacheSize = *cacheSize

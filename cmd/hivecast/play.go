@@ -29,6 +29,7 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	playerName := fs.String("player", "", "launch a player on the stream: vlc, mpv, ffplay, or libvlc (in-process; needs a -tags vlc build)")
 	noStore := fs.Bool("no-store", false, "keep nothing on disk: only a bounded window around the playhead lives in memory")
 	findTimeout := fs.Duration("find-timeout", vod.DefaultFindTimeout, "give up if no provider is found within this time")
+	duration := fs.Duration("duration", 0, "live: stop after this long (default: until the stream ends or Ctrl-C)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if kind == manifest.KindLive {
-		return playLive(ctx, c, idStr, *out, *playerName, playerArgs, stdout, stderr)
+		return playLive(ctx, c, idStr, liveOpts{out: *out, playerName: *playerName, playerArgs: playerArgs, duration: *duration, find: *findTimeout}, stdout, stderr)
 	}
 	var pr vod.PlayResponse
 	if err := c.Do(ctx, http.MethodPost, "/v1/play", vod.PlayRequest{ID: id.String(), NoStore: *noStore, FindTimeoutMS: findTimeout.Milliseconds()}, &pr); err != nil {
@@ -152,6 +153,18 @@ type progress struct {
 }
 
 func newProgress(ctx context.Context, c *api.Client, path string, w io.Writer) *progress {
+	return newProgressFunc(ctx, w, func(ctx context.Context) (string, bool) {
+		var st vod.SessionStats
+		if err := c.Do(ctx, http.MethodGet, path, nil, &st); err != nil {
+			return "", false
+		}
+		return fmt.Sprintf("%5.1f%%  down %s  up %s  peers %d  buffered %.1f s", st.Percent,
+			bitrate(st.DownRate), bitrate(st.UpRate), st.Providers, st.BufferedAhead), true
+	})
+}
+
+// newProgressFunc redraws line() every half second while w is a terminal.
+func newProgressFunc(ctx context.Context, w io.Writer, line func(context.Context) (string, bool)) *progress {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &progress{cancel: cancel, done: make(chan struct{})}
 	f, ok := w.(*os.File)
@@ -170,12 +183,9 @@ func newProgress(ctx context.Context, c *api.Client, path string, w io.Writer) *
 				return
 			case <-t.C:
 			}
-			var st vod.SessionStats
-			if err := c.Do(ctx, http.MethodGet, path, nil, &st); err != nil {
-				continue
+			if s, ok := line(ctx); ok {
+				fmt.Fprintf(w, "\r\033[K%s", s)
 			}
-			fmt.Fprintf(w, "\r\033[K%5.1f%%  down %s  up %s  peers %d  buffered %.1f s", st.Percent,
-				bitrate(st.DownRate), bitrate(st.UpRate), st.Providers, st.BufferedAhead)
 		}
 	}()
 	return p

@@ -10,25 +10,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Options configure a daemon. Every field can also be set in the data
 // directory's config.json (same JSON names); explicitly given flags win.
 type Options struct {
-	DataDir      string   `json:"-"`
-	Listen       []string `json:"listen,omitempty"`
-	Port         *int     `json:"port,omitempty"`
-	MaxPeers     int      `json:"max_peers,omitempty"`
-	Bootstrap    []string `json:"bootstrap,omitempty"`
-	API          string   `json:"api,omitempty"`
-	NoMDNS       bool     `json:"no_mdns,omitempty"`
-	NoNATPortMap bool     `json:"no_nat_portmap,omitempty"`
-	NoAutoNAT    bool     `json:"no_autonat,omitempty"`
-	NoHolePunch  bool     `json:"no_holepunch,omitempty"`
-	LogLevel     string   `json:"log_level,omitempty"`
-	MaxUpload    string   `json:"max_upload,omitempty"`   // e.g. "4Mbit"; empty: unlimited
-	MaxDownload  string   `json:"max_download,omitempty"` // e.g. "20Mbit"; empty: unlimited
-	CacheSize    string   `json:"cache_size,omitempty"`   // e.g. "10GiB"; default DefaultCacheSize
+	DataDir      string        `json:"-"`
+	Listen       []string      `json:"listen,omitempty"`
+	Port         *int          `json:"port,omitempty"`
+	MaxPeers     int           `json:"max_peers,omitempty"`
+	Bootstrap    []string      `json:"bootstrap,omitempty"`
+	API          string        `json:"api,omitempty"`
+	NoMDNS       bool          `json:"no_mdns,omitempty"`
+	NoNATPortMap bool          `json:"no_nat_portmap,omitempty"`
+	NoAutoNAT    bool          `json:"no_autonat,omitempty"`
+	NoHolePunch  bool          `json:"no_holepunch,omitempty"`
+	LogLevel     string        `json:"log_level,omitempty"`
+	MaxUpload    string        `json:"max_upload,omitempty"`   // e.g. "4Mbit"; empty: unlimited
+	MaxDownload  string        `json:"max_download,omitempty"` // e.g. "20Mbit"; empty: unlimited
+	CacheSize    string        `json:"cache_size,omitempty"`   // e.g. "10GiB"; default DefaultCacheSize
+	MaxChildren  int           `json:"max_children,omitempty"` // live: peers fed per stream (default 4)
+	Latency      time.Duration `json:"latency,omitempty"`      // live: jitter buffer target (default 500ms)
 }
 
 // Defaults.

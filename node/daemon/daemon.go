@@ -14,6 +14,7 @@ import (
 	"github.com/hivecast/hivecast/node"
 	"github.com/hivecast/hivecast/node/api"
 	"github.com/hivecast/hivecast/node/bwlimit"
+	"github.com/hivecast/hivecast/node/live"
 	"github.com/hivecast/hivecast/node/store"
 	"github.com/hivecast/hivecast/node/vod"
 	"github.com/libp2p/go-libp2p"
@@ -39,6 +40,7 @@ type Daemon struct {
 	node    *node.Node
 	store   *store.Store
 	vod     *vod.Service
+	live    *live.Service
 	mdns    mdns.Service
 	api     *api.Server
 	httpSrv *http.Server
@@ -104,7 +106,9 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 	if d.store, err = store.Open(filepath.Join(opts.DataDir, "store"), int64(cacheCap)); err != nil {
 		return nil, err
 	}
-	d.vod = vod.New(d.node, d.store, vod.Config{Upload: bwlimit.New(up), Download: bwlimit.New(down)})
+	upLim := bwlimit.New(up)
+	d.live = live.New(d.node, key, live.Config{MaxChildren: opts.MaxChildren, Upload: upLim, UploadRate: up, Latency: opts.Latency})
+	d.vod = vod.New(d.node, d.store, vod.Config{Upload: upLim, Download: bwlimit.New(down), Live: d.live})
 	if !opts.NoMDNS {
 		d.mdns = mdns.NewMdnsService(d.host, MDNSService, &mdnsNotifee{n: d.node, log: log})
 		if err := d.mdns.Start(); err != nil {
@@ -114,6 +118,8 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 	}
 	d.api = api.NewServer(d.node, reg)
 	d.vod.Routes(d.api)
+	d.live.Routes(d.api)
+	d.api.AddStatus("streams", func() any { return d.live.Streams() })
 	d.api.AddStatus("files", func() any { return d.vod.Sessions() })
 	if d.apiLn, err = net.Listen("tcp", opts.apiAddr()); err != nil {
 		return nil, fmt.Errorf("API listen on %s: %w (is another daemon using it? pick one with --api)", opts.apiAddr(), err)
@@ -204,6 +210,9 @@ func (d *Daemon) APIAddr() string { return d.apiLn.Addr().String() }
 // VOD is the daemon's on-demand video service.
 func (d *Daemon) VOD() *vod.Service { return d.vod }
 
+// Live is the daemon's live service.
+func (d *Daemon) Live() *live.Service { return d.live }
+
 // DataDir is the daemon's data directory.
 func (d *Daemon) DataDir() string { return d.opts.DataDir }
 
@@ -233,6 +242,10 @@ func (d *Daemon) teardown() error {
 	if d.mdns != nil {
 		errs = append(errs, d.mdns.Close())
 		d.mdns = nil
+	}
+	if d.live != nil {
+		errs = append(errs, d.live.Close())
+		d.live = nil
 	}
 	if d.vod != nil {
 		errs = append(errs, d.vod.Close())

@@ -149,6 +149,10 @@ func (s *Service) apiPlayStatus(w http.ResponseWriter, r *http.Request) {
 // apiStream serves the file with HTTP Range support, starting a session if
 // none runs (a player may open the URL directly).
 func (s *Service) apiStream(w http.ResponseWriter, r *http.Request) {
+	if _, kind, err := manifest.ParseID(r.PathValue("id")); err == nil && kind == manifest.KindLive && s.cfg.Live != nil {
+		s.cfg.Live.ServeHTTP(w, r) // live streams share the /stream/ URL space
+		return
+	}
 	id, ok := parseFileID(w, r.PathValue("id"))
 	if !ok {
 		return

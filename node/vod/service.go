@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -54,6 +55,8 @@ type Config struct {
 	FindTimeout      time.Duration
 	// IdleTimeout ends a --no-store session this long after its last reader left.
 	IdleTimeout time.Duration
+	// Live serves GET /stream/{id} for live stream IDs (the live service).
+	Live http.Handler
 }
 
 // Service is the on-demand video service of one node.
@@ -178,6 +181,7 @@ func (s *Service) provideLoop() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
+		pending := false
 		for _, id := range s.st.Held() {
 			s.mu.Lock()
 			last, ok := s.provided[id]
@@ -186,7 +190,8 @@ func (s *Service) provideLoop() {
 				continue
 			}
 			if s.n.DHT().RoutingTable().Size() == 0 {
-				break // nobody to tell yet; retried on the next tick or kick
+				pending = true // nobody to tell yet: retry soon
+				break
 			}
 			ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 			err := s.n.DHT().Provide(ctx, id, true)
@@ -203,11 +208,16 @@ func (s *Service) provideLoop() {
 			s.mu.Unlock()
 			s.log.Debug("announced", "id", id.String())
 		}
+		var retry <-chan time.Time
+		if pending {
+			retry = time.After(time.Second)
+		}
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
 		case <-s.kick:
+		case <-retry:
 		}
 	}
 }

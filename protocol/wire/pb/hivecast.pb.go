@@ -897,6 +897,386 @@ func (x *PeerRecord) GetAddrs() [][]byte {
 	return nil
 }
 
+type LiveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        []byte                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`                            // binary stream ID (live codec)
+	FromSeq       uint64                 `protobuf:"varint,2,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`          // first chunk wanted (used when from_latest is false)
+	FromLatest    bool                   `protobuf:"varint,3,opt,name=from_latest,json=fromLatest,proto3" json:"from_latest,omitempty"` // start at the newest start point the parent holds
+	Probe         bool                   `protobuf:"varint,4,opt,name=probe,proto3" json:"probe,omitempty"`                             // only ask where the peer stands: it answers LiveStatus,
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveRequest) Reset() {
+	*x = LiveRequest{}
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveRequest) ProtoMessage() {}
+
+func (x *LiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveRequest.ProtoReflect.Descriptor instead.
+func (*LiveRequest) Descriptor() ([]byte, []int) {
+	return file_protocol_wire_pb_hivecast_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LiveRequest) GetStream() []byte {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+func (x *LiveRequest) GetFromSeq() uint64 {
+	if x != nil {
+		return x.FromSeq
+	}
+	return 0
+}
+
+func (x *LiveRequest) GetFromLatest() bool {
+	if x != nil {
+		return x.FromLatest
+	}
+	return false
+}
+
+func (x *LiveRequest) GetProbe() bool {
+	if x != nil {
+		return x.Probe
+	}
+	return false
+}
+
+type LiveMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*LiveMessage_Info
+	//	*LiveMessage_Chunk
+	//	*LiveMessage_Status
+	//	*LiveMessage_Redirect
+	//	*LiveMessage_End
+	Msg           isLiveMessage_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveMessage) Reset() {
+	*x = LiveMessage{}
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveMessage) ProtoMessage() {}
+
+func (x *LiveMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveMessage.ProtoReflect.Descriptor instead.
+func (*LiveMessage) Descriptor() ([]byte, []int) {
+	return file_protocol_wire_pb_hivecast_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *LiveMessage) GetMsg() isLiveMessage_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *LiveMessage) GetInfo() *StreamInfo {
+	if x != nil {
+		if x, ok := x.Msg.(*LiveMessage_Info); ok {
+			return x.Info
+		}
+	}
+	return nil
+}
+
+func (x *LiveMessage) GetChunk() *LiveChunk {
+	if x != nil {
+		if x, ok := x.Msg.(*LiveMessage_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *LiveMessage) GetStatus() *LiveStatus {
+	if x != nil {
+		if x, ok := x.Msg.(*LiveMessage_Status); ok {
+			return x.Status
+		}
+	}
+	return nil
+}
+
+func (x *LiveMessage) GetRedirect() *Redirect {
+	if x != nil {
+		if x, ok := x.Msg.(*LiveMessage_Redirect); ok {
+			return x.Redirect
+		}
+	}
+	return nil
+}
+
+func (x *LiveMessage) GetEnd() *Status {
+	if x != nil {
+		if x, ok := x.Msg.(*LiveMessage_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isLiveMessage_Msg interface {
+	isLiveMessage_Msg()
+}
+
+type LiveMessage_Info struct {
+	Info *StreamInfo `protobuf:"bytes,1,opt,name=info,proto3,oneof"`
+}
+
+type LiveMessage_Chunk struct {
+	Chunk *LiveChunk `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type LiveMessage_Status struct {
+	Status *LiveStatus `protobuf:"bytes,3,opt,name=status,proto3,oneof"`
+}
+
+type LiveMessage_Redirect struct {
+	Redirect *Redirect `protobuf:"bytes,4,opt,name=redirect,proto3,oneof"`
+}
+
+type LiveMessage_End struct {
+	End *Status `protobuf:"bytes,5,opt,name=end,proto3,oneof"` // last message; OK after the end-of-stream chunk
+}
+
+func (*LiveMessage_Info) isLiveMessage_Msg() {}
+
+func (*LiveMessage_Chunk) isLiveMessage_Msg() {}
+
+func (*LiveMessage_Status) isLiveMessage_Msg() {}
+
+func (*LiveMessage_Redirect) isLiveMessage_Msg() {}
+
+func (*LiveMessage_End) isLiveMessage_Msg() {}
+
+// LiveStatus tells a child where its parent stands in the delivery tree.
+type LiveStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LatestSeq     uint64                 `protobuf:"varint,1,opt,name=latest_seq,json=latestSeq,proto3" json:"latest_seq,omitempty"`       // newest chunk the parent holds
+	Depth         uint32                 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`                                // hops from the source: the source is 0
+	Children      uint32                 `protobuf:"varint,3,opt,name=children,proto3" json:"children,omitempty"`                          // children the parent feeds now
+	MaxChildren   uint32                 `protobuf:"varint,4,opt,name=max_children,json=maxChildren,proto3" json:"max_children,omitempty"` // children it accepts at most
+	Ancestors     [][]byte               `protobuf:"bytes,5,rep,name=ancestors,proto3" json:"ancestors,omitempty"`                         // binary peer IDs from the source down to the parent's parent, at most 64
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveStatus) Reset() {
+	*x = LiveStatus{}
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveStatus) ProtoMessage() {}
+
+func (x *LiveStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveStatus.ProtoReflect.Descriptor instead.
+func (*LiveStatus) Descriptor() ([]byte, []int) {
+	return file_protocol_wire_pb_hivecast_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LiveStatus) GetLatestSeq() uint64 {
+	if x != nil {
+		return x.LatestSeq
+	}
+	return 0
+}
+
+func (x *LiveStatus) GetDepth() uint32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *LiveStatus) GetChildren() uint32 {
+	if x != nil {
+		return x.Children
+	}
+	return 0
+}
+
+func (x *LiveStatus) GetMaxChildren() uint32 {
+	if x != nil {
+		return x.MaxChildren
+	}
+	return 0
+}
+
+func (x *LiveStatus) GetAncestors() [][]byte {
+	if x != nil {
+		return x.Ancestors
+	}
+	return nil
+}
+
+// Redirect lists other peers of the stream that may take the child.
+type Redirect struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peers         []*LivePeer            `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"` // at most 64
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Redirect) Reset() {
+	*x = Redirect{}
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Redirect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Redirect) ProtoMessage() {}
+
+func (x *Redirect) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Redirect.ProtoReflect.Descriptor instead.
+func (*Redirect) Descriptor() ([]byte, []int) {
+	return file_protocol_wire_pb_hivecast_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Redirect) GetPeers() []*LivePeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+type LivePeer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          *PeerRecord            `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Depth         uint32                 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"` // hops from the source
+	Spare         uint32                 `protobuf:"varint,3,opt,name=spare,proto3" json:"spare,omitempty"` // free child slots
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LivePeer) Reset() {
+	*x = LivePeer{}
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LivePeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LivePeer) ProtoMessage() {}
+
+func (x *LivePeer) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_wire_pb_hivecast_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LivePeer.ProtoReflect.Descriptor instead.
+func (*LivePeer) Descriptor() ([]byte, []int) {
+	return file_protocol_wire_pb_hivecast_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LivePeer) GetPeer() *PeerRecord {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *LivePeer) GetDepth() uint32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *LivePeer) GetSpare() uint32 {
+	if x != nil {
+		return x.Spare
+	}
+	return 0
+}
+
 var File_protocol_wire_pb_hivecast_proto protoreflect.FileDescriptor
 
 const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
@@ -958,7 +1338,34 @@ const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
 	"\n" +
 	"PeerRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\fR\x05addrs*S\n" +
+	"\x05addrs\x18\x02 \x03(\fR\x05addrs\"w\n" +
+	"\vLiveRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\fR\x06stream\x12\x19\n" +
+	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\x12\x1f\n" +
+	"\vfrom_latest\x18\x03 \x01(\bR\n" +
+	"fromLatest\x12\x14\n" +
+	"\x05probe\x18\x04 \x01(\bR\x05probe\"\x84\x02\n" +
+	"\vLiveMessage\x12-\n" +
+	"\x04info\x18\x01 \x01(\v2\x17.hivecast.v1.StreamInfoH\x00R\x04info\x12.\n" +
+	"\x05chunk\x18\x02 \x01(\v2\x16.hivecast.v1.LiveChunkH\x00R\x05chunk\x121\n" +
+	"\x06status\x18\x03 \x01(\v2\x17.hivecast.v1.LiveStatusH\x00R\x06status\x123\n" +
+	"\bredirect\x18\x04 \x01(\v2\x15.hivecast.v1.RedirectH\x00R\bredirect\x12'\n" +
+	"\x03end\x18\x05 \x01(\v2\x13.hivecast.v1.StatusH\x00R\x03endB\x05\n" +
+	"\x03msg\"\x9e\x01\n" +
+	"\n" +
+	"LiveStatus\x12\x1d\n" +
+	"\n" +
+	"latest_seq\x18\x01 \x01(\x04R\tlatestSeq\x12\x14\n" +
+	"\x05depth\x18\x02 \x01(\rR\x05depth\x12\x1a\n" +
+	"\bchildren\x18\x03 \x01(\rR\bchildren\x12!\n" +
+	"\fmax_children\x18\x04 \x01(\rR\vmaxChildren\x12\x1c\n" +
+	"\tancestors\x18\x05 \x03(\fR\tancestors\"7\n" +
+	"\bRedirect\x12+\n" +
+	"\x05peers\x18\x01 \x03(\v2\x15.hivecast.v1.LivePeerR\x05peers\"c\n" +
+	"\bLivePeer\x12+\n" +
+	"\x04peer\x18\x01 \x01(\v2\x17.hivecast.v1.PeerRecordR\x04peer\x12\x14\n" +
+	"\x05depth\x18\x02 \x01(\rR\x05depth\x12\x14\n" +
+	"\x05spare\x18\x03 \x01(\rR\x05spare*S\n" +
 	"\x04Code\x12\x06\n" +
 	"\x02OK\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\x0f\n" +
@@ -980,7 +1387,7 @@ func file_protocol_wire_pb_hivecast_proto_rawDescGZIP() []byte {
 }
 
 var file_protocol_wire_pb_hivecast_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_protocol_wire_pb_hivecast_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_protocol_wire_pb_hivecast_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_protocol_wire_pb_hivecast_proto_goTypes = []any{
 	(Code)(0),             // 0: hivecast.v1.Code
 	(*Manifest)(nil),      // 1: hivecast.v1.Manifest
@@ -995,6 +1402,11 @@ var file_protocol_wire_pb_hivecast_proto_goTypes = []any{
 	(*PexRequest)(nil),    // 10: hivecast.v1.PexRequest
 	(*PexResponse)(nil),   // 11: hivecast.v1.PexResponse
 	(*PeerRecord)(nil),    // 12: hivecast.v1.PeerRecord
+	(*LiveRequest)(nil),   // 13: hivecast.v1.LiveRequest
+	(*LiveMessage)(nil),   // 14: hivecast.v1.LiveMessage
+	(*LiveStatus)(nil),    // 15: hivecast.v1.LiveStatus
+	(*Redirect)(nil),      // 16: hivecast.v1.Redirect
+	(*LivePeer)(nil),      // 17: hivecast.v1.LivePeer
 }
 var file_protocol_wire_pb_hivecast_proto_depIdxs = []int32{
 	5,  // 0: hivecast.v1.ChunkRequest.get_descriptor:type_name -> hivecast.v1.GetDescriptor
@@ -1005,11 +1417,18 @@ var file_protocol_wire_pb_hivecast_proto_depIdxs = []int32{
 	9,  // 5: hivecast.v1.ChunkResponse.end:type_name -> hivecast.v1.Status
 	0,  // 6: hivecast.v1.Status.code:type_name -> hivecast.v1.Code
 	12, // 7: hivecast.v1.PexResponse.peers:type_name -> hivecast.v1.PeerRecord
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 8: hivecast.v1.LiveMessage.info:type_name -> hivecast.v1.StreamInfo
+	3,  // 9: hivecast.v1.LiveMessage.chunk:type_name -> hivecast.v1.LiveChunk
+	15, // 10: hivecast.v1.LiveMessage.status:type_name -> hivecast.v1.LiveStatus
+	16, // 11: hivecast.v1.LiveMessage.redirect:type_name -> hivecast.v1.Redirect
+	9,  // 12: hivecast.v1.LiveMessage.end:type_name -> hivecast.v1.Status
+	17, // 13: hivecast.v1.Redirect.peers:type_name -> hivecast.v1.LivePeer
+	12, // 14: hivecast.v1.LivePeer.peer:type_name -> hivecast.v1.PeerRecord
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_protocol_wire_pb_hivecast_proto_init() }
@@ -1028,13 +1447,20 @@ func file_protocol_wire_pb_hivecast_proto_init() {
 		(*ChunkResponse_LiveChunk)(nil),
 		(*ChunkResponse_End)(nil),
 	}
+	file_protocol_wire_pb_hivecast_proto_msgTypes[13].OneofWrappers = []any{
+		(*LiveMessage_Info)(nil),
+		(*LiveMessage_Chunk)(nil),
+		(*LiveMessage_Status)(nil),
+		(*LiveMessage_Redirect)(nil),
+		(*LiveMessage_End)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocol_wire_pb_hivecast_proto_rawDesc), len(file_protocol_wire_pb_hivecast_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,318 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hivecast/hivecast/player"
+	"github.com/hivecast/hivecast/protocol/live"
+	"github.com/hivecast/hivecast/protocol/wire/pb"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Stream is one live stream this node takes part in: as its source, or as a
+// viewer (which also relays to its children).
+type Stream struct {
+	svc    *Service
+	id     cid.Cid
+	source bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	infoReady chan struct{} // closed once info and verifier are set
+
+	mu         sync.Mutex
+	info       *pb.StreamInfo
+	verifier   *live.Verifier
+	ring       []*pb.LiveChunk // index seq % len(ring)
+	have       bool
+	latest     uint64
+	latestCap  int64 // capture time of the newest chunk, µs (source clock)
+	ended      bool
+	children   map[peer.ID]*child
+	depth      int // hops from the source; source 0; -1 unknown
+	ancestors  []peer.ID
+	parent     peer.ID
+	parentAt   time.Time
+	cands      map[peer.ID]*candidate
+	banned     map[peer.ID]bool
+	play       *player.Live
+	fanout     *player.HTTPFanout
+	sinks      []player.Sink
+	startedAt  time.Time
+	firstChunk time.Time
+	chunksIn   uint64
+	bytesIn    uint64
+	bytesOut   uint64
+	dupIn      uint64
+	switches   uint64
+	rateIn     rateMeter
+	rateOut    rateMeter
+	closeOnce  sync.Once
+	// viewer bookkeeping
+	parentLatest uint64
+	switchesBase bool
+	provided     bool
+	move         func() // cancels the current subscription to move up the tree
+	done         chan struct{}
+}
+
+// candidate is a peer that may feed us.
+type candidate struct {
+	depth    int // -1 unknown
+	spare    int // -1 unknown
+	failedAt time.Time
+	fails    int
+	probedAt time.Time
+}
+
+func newStream(svc *Service, id cid.Cid, source bool) *Stream {
+	ctx, cancel := context.WithCancel(svc.ctx)
+	return &Stream{
+		svc: svc, id: id, source: source, ctx: ctx, cancel: cancel,
+		infoReady: make(chan struct{}),
+		ring:      make([]*pb.LiveChunk, svc.cfg.Window),
+		children:  map[peer.ID]*child{},
+		cands:     map[peer.ID]*candidate{},
+		banned:    map[peer.ID]bool{},
+		depth:     -1,
+		startedAt: svc.cfg.Now(),
+		done:      make(chan struct{}),
+	}
+}
+
+// ID is the stream ID.
+func (s *Stream) ID() cid.Cid { return s.id }
+
+// Done is closed once the stream has ended here (end of stream, or Close).
+func (s *Stream) Done() <-chan struct{} { return s.done }
+
+// HTTP is the stream's HTTP fan-out (viewers only; nil on a source).
+func (s *Stream) HTTP() *player.HTTPFanout {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fanout
+}
+
+// Close leaves the stream: children are told it ended here, the parent
+// connection closes.
+func (s *Stream) Close() {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		s.mu.Lock()
+		play := s.play
+		s.mu.Unlock()
+		if play != nil {
+			play.Close()
+		}
+		s.svc.remove(s)
+		close(s.done)
+	})
+}
+
+func (s *Stream) setInfo(info *pb.StreamInfo, v *live.Verifier) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.info != nil {
+		return
+	}
+	s.info, s.verifier = info, v
+	close(s.infoReady)
+}
+
+func (s *Stream) getLocked(seq uint64) *pb.LiveChunk {
+	c := s.ring[seq%uint64(len(s.ring))]
+	if c != nil && c.Seq == seq {
+		return c
+	}
+	return nil
+}
+
+// add stores a verified chunk and forwards it to every child and the local
+// player. It reports false for a duplicate or a chunk too old to keep.
+func (s *Stream) add(c *pb.LiveChunk) bool {
+	now := s.svc.cfg.Now()
+	s.mu.Lock()
+	if s.ended || s.getLocked(c.Seq) != nil || (s.have && c.Seq+uint64(len(s.ring)) <= s.latest) {
+		s.dupIn++
+		s.mu.Unlock()
+		return false
+	}
+	s.ring[c.Seq%uint64(len(s.ring))] = c
+	if !s.have || c.Seq > s.latest {
+		s.latest, s.have = c.Seq, true
+		s.latestCap = c.CaptureUnixMicros
+	}
+	if s.firstChunk.IsZero() {
+		s.firstChunk = now
+	}
+	s.chunksIn++
+	s.bytesIn += uint64(len(c.Data))
+	s.rateIn.add(now, len(c.Data))
+	end := c.Flags&live.FlagEnd != 0
+	if end {
+		s.ended = true
+	}
+	kids := make([]*child, 0, len(s.children))
+	for _, k := range s.children {
+		kids = append(kids, k)
+	}
+	play := s.play
+	s.mu.Unlock()
+	for _, k := range kids {
+		k.push(c)
+	}
+	if play != nil {
+		play.Push(player.Chunk{
+			Seq:     c.Seq,
+			Capture: time.UnixMicro(c.CaptureUnixMicros),
+			Start:   c.Flags&live.FlagStart != 0,
+			End:     end,
+			Data:    c.Data,
+		})
+	}
+	return true
+}
+
+// backlog returns the chunks a new child gets first: from fromSeq, or (if
+// fromLatest) from the newest start point no more than MaxJoinLag behind the
+// newest chunk. The second result is false when the child should instead
+// wait for the next start point.
+func (s *Stream) backlogLocked(fromSeq uint64, fromLatest bool) []*pb.LiveChunk {
+	if !s.have {
+		return nil
+	}
+	lo := uint64(0)
+	if s.latest+1 > uint64(len(s.ring)) {
+		lo = s.latest + 1 - uint64(len(s.ring))
+	}
+	if fromLatest {
+		maxLag := s.svc.cfg.MaxJoinLag.Microseconds()
+		for q := s.latest; ; q-- {
+			c := s.getLocked(q)
+			if c == nil || s.latestCap-c.CaptureUnixMicros > maxLag {
+				return nil // wait for the next start point
+			}
+			if c.Flags&live.FlagStart != 0 {
+				fromSeq = q
+				break
+			}
+			if q == lo {
+				return nil
+			}
+		}
+	}
+	if fromSeq < lo {
+		fromSeq = lo
+	}
+	var out []*pb.LiveChunk
+	for q := fromSeq; q <= s.latest; q++ {
+		if c := s.getLocked(q); c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Stats is what `status --json` reports for a stream.
+type Stats struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	Role       string   `json:"role"` // "source" or "viewer"
+	Ended      bool     `json:"ended"`
+	LatestSeq  uint64   `json:"latest_seq"`
+	Depth      int      `json:"depth"`
+	Parent     string   `json:"parent,omitempty"`
+	Children   int      `json:"children"`
+	Peers      int      `json:"peers"` // candidates known
+	Switches   uint64   `json:"parent_switches"`
+	DelayMS    Quantile `json:"delay_ms"`
+	Continuity float64  `json:"continuity"`
+	StartupMS  float64  `json:"startup_ms"`
+	Stalls     uint64   `json:"stalls"`
+	Delivered  uint64   `json:"delivered"`
+	Missed     uint64   `json:"missed"`
+	ChunksIn   uint64   `json:"chunks_in"`
+	DupIn      uint64   `json:"dup_in"`
+	BytesIn    uint64   `json:"bytes_in"`
+	BytesOut   uint64   `json:"bytes_out"`
+	RateIn     float64  `json:"down_bps"`
+	RateOut    float64  `json:"up_bps"`
+	Bitrate    uint64   `json:"bitrate_bps"`
+	HTTPPath   string   `json:"http_path,omitempty"`
+}
+
+// Quantile holds delay percentiles in milliseconds.
+type Quantile struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+}
+
+// Stats returns a snapshot.
+func (s *Stream) Stats() Stats {
+	now := s.svc.cfg.Now()
+	s.mu.Lock()
+	st := Stats{
+		ID: s.id.String(), Role: "viewer", Ended: s.ended, LatestSeq: s.latest, Depth: s.depth,
+		Children: len(s.children), Peers: len(s.cands), Switches: s.switches,
+		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
+		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
+	}
+	if s.source {
+		st.Role = "source"
+		st.Depth = 0
+	}
+	if s.info != nil {
+		st.Name = s.info.Name
+		st.Bitrate = s.info.Bitrate
+	}
+	if s.parent != "" {
+		st.Parent = s.parent.String()
+	}
+	play := s.play
+	s.mu.Unlock()
+	if play != nil {
+		js := play.Stats()
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		st.DelayMS = Quantile{P50: ms(js.DelayP50), P95: ms(js.DelayP95), P99: ms(js.DelayP99)}
+		st.Continuity = js.Continuity
+		st.StartupMS = ms(js.Startup)
+		st.Stalls = js.Stalls
+		st.Delivered = js.Delivered
+		st.Missed = js.Missed
+		st.HTTPPath = "/stream/" + s.id.String()
+	}
+	return st
+}
+
+// rateMeter is bytes per second over the last two seconds.
+type rateMeter struct {
+	slots [2]int64
+	at    [2]int64 // unix second of each slot
+}
+
+func (r *rateMeter) add(now time.Time, n int) {
+	sec := now.Unix()
+	i := sec % 2
+	if r.at[i] != sec {
+		r.at[i], r.slots[i] = sec, 0
+	}
+	r.slots[i] += int64(n)
+}
+
+func (r *rateMeter) rate(now time.Time) float64 {
+	prev := now.Unix() - 1
+	if r.at[prev%2] == prev {
+		return float64(r.slots[prev%2])
+	}
+	return 0
+}
+
+var errEnded = errors.New("stream ended")

@@ -1,0 +1,646 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hivecast/hivecast/player"
+	"github.com/hivecast/hivecast/protocol/live"
+	"github.com/hivecast/hivecast/protocol/manifest"
+	"github.com/hivecast/hivecast/protocol/wire"
+	"github.com/hivecast/hivecast/protocol/wire/pb"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// ErrNoPeers: nobody in the swarm has the stream.
+var ErrNoPeers = errors.New("no peers found for that stream")
+
+// WatchOptions configure a viewer.
+type WatchOptions struct {
+	// FindTimeout bounds the wait for the first chunk (default 20 s).
+	FindTimeout time.Duration
+	// Sinks receive the played stream besides the HTTP fan-out (e.g. a
+	// file for `play -o`).
+	Sinks []player.Sink
+	// Bootstrap candidates tried before the DHT answers (tests, demo).
+	Peers []peer.ID
+}
+
+// Watch joins stream id as a viewer (or returns the stream if this node
+// already takes part). It returns once the stream's info has been received
+// and verified, or with ErrNoPeers after FindTimeout.
+func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*Stream, error) {
+	if k, err := manifest.KindOf(id); err != nil {
+		return nil, err
+	} else if k != manifest.KindLive {
+		return nil, errors.New("that ID names a file, not a live stream")
+	}
+	if opts.FindTimeout <= 0 {
+		opts.FindTimeout = 20 * time.Second
+	}
+	st := newStream(s, id, false)
+	fan := player.NewHTTPFanout(player.FanoutOptions{})
+	sinks := append([]player.Sink{fan}, opts.Sinks...)
+	st.fanout = fan
+	st.play = player.NewLive(newMultiSink(sinks), player.LiveOptions{Jitter: player.JitterConfig{TargetLatency: s.cfg.Latency}})
+	got, err := s.add(st)
+	if err != nil {
+		st.play.Close()
+		return nil, err
+	}
+	if got != st {
+		st.play.Close()
+		st = got
+	} else {
+		for _, p := range opts.Peers {
+			st.addCandidate(p, -1, -1)
+		}
+		st.wg.Add(3)
+		go st.feed()
+		go st.discover()
+		go st.optimize()
+		s.wg.Add(1)
+		go func() { // end the stream here once the player has played the end
+			defer s.wg.Done()
+			select {
+			case <-st.play.Done():
+				go st.Close()
+			case <-st.ctx.Done():
+			}
+		}()
+	}
+	t := time.NewTimer(opts.FindTimeout)
+	defer t.Stop()
+	select {
+	case <-st.infoReady:
+		return st, nil
+	case <-ctx.Done():
+		st.Close()
+		return nil, ctx.Err()
+	case <-t.C:
+		st.Close()
+		return nil, fmt.Errorf("%w (%s, waited %v)", ErrNoPeers, id, opts.FindTimeout)
+	case <-st.done:
+		return nil, errors.New("stream closed")
+	}
+}
+
+func (st *Stream) addCandidate(p peer.ID, depth, spare int) {
+	if p == st.svc.h.ID() {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.banned[p] {
+		return
+	}
+	c := st.cands[p]
+	if c == nil {
+		c = &candidate{depth: -1, spare: -1}
+		st.cands[p] = c
+	}
+	if depth >= 0 {
+		c.depth = depth
+	}
+	if spare >= 0 {
+		c.spare = spare
+	}
+}
+
+// pick chooses the next parent: the candidate closest to the source (unknown
+// depth counts as deep), with room, not one of our children, not failed in the
+// last few seconds.
+func (st *Stream) pick(now time.Time) (peer.ID, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	type scored struct {
+		id    peer.ID
+		score int
+	}
+	var list []scored
+	for id, c := range st.cands {
+		if _, isChild := st.children[id]; isChild {
+			continue
+		}
+		backoff := time.Duration(min(c.fails, 5)) * 500 * time.Millisecond
+		if c.fails > 0 && now.Sub(c.failedAt) < backoff {
+			continue
+		}
+		d := c.depth
+		if d < 0 {
+			d = 32
+		}
+		score := d * 4
+		if c.spare == 0 {
+			score += 64
+		}
+		score += c.fails * 8
+		list = append(list, scored{id, score})
+	}
+	if len(list) == 0 {
+		return "", false
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].score != list[j].score {
+			return list[i].score < list[j].score
+		}
+		return list[i].id < list[j].id
+	})
+	return list[0].id, true
+}
+
+// feed keeps one parent feeding us: it subscribes to the best candidate and,
+// when that parent stalls, fails or redirects us, moves to the next.
+func (st *Stream) feed() {
+	defer st.wg.Done()
+	for st.ctx.Err() == nil {
+		st.mu.Lock()
+		ended := st.ended
+		st.mu.Unlock()
+		if ended {
+			return
+		}
+		st.mu.Lock()
+		attached := st.parent != ""
+		st.mu.Unlock()
+		if !attached {
+			st.probeUnknown(8)
+		}
+		p, ok := st.pick(st.svc.cfg.Now())
+		if !ok {
+			select {
+			case <-st.ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		err := st.subscribe(p)
+		st.mu.Lock()
+		if st.parent == p {
+			st.parent = ""
+		}
+		c := st.cands[p]
+		voluntary := errors.Is(err, errMove)
+		if err != nil && c != nil && !voluntary {
+			c.fails++
+			c.failedAt = st.svc.cfg.Now()
+		}
+		st.mu.Unlock()
+		if err != nil && st.ctx.Err() == nil && !errors.Is(err, errEnded) {
+			st.svc.log.Debug("parent lost", "stream", st.id.String(), "peer", p.String(), "err", err.Error())
+		}
+	}
+}
+
+var (
+	errStall = errors.New("parent stalled")
+	errLoop  = errors.New("parent is fed by us (loop)")
+	errBusy  = errors.New("parent has no room")
+	errMove  = errors.New("moving to a parent closer to the source")
+)
+
+// subscribe receives the stream from p until it stalls, fails or ends.
+func (st *Stream) subscribe(p peer.ID) error {
+	cfg := st.svc.cfg
+	ctx, cancel := context.WithCancelCause(st.ctx)
+	defer cancel(nil)
+	st.mu.Lock()
+	st.move = func() { cancel(errMove) }
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		st.move = nil
+		st.mu.Unlock()
+	}()
+	octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
+	ns, err := st.svc.h.NewStream(octx, p, ID)
+	ocancel()
+	if err != nil {
+		return err
+	}
+	defer ns.Reset()
+	_ = ns.Scope().SetService("hivecast.live")
+	st.mu.Lock()
+	req := &pb.LiveRequest{Stream: st.id.Bytes()}
+	if st.have {
+		req.FromSeq = st.latest + 1
+	} else {
+		req.FromLatest = true
+	}
+	st.mu.Unlock()
+	if err := wire.WriteMsg(ns, req); err != nil {
+		return err
+	}
+	// Watchdog: a parent that sends nothing (no chunk, no heartbeat) for
+	// StallTimeout, or only heartbeats while it has chunks we lack, is
+	// dropped.
+	lastMsg := make(chan bool, 64) // true: a new chunk
+	stalled := make(chan struct{})
+	go func() {
+		first := 3 * time.Second // the first answer may include connection setup
+		t := time.NewTimer(first)
+		defer t.Stop()
+		lastChunk := cfg.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				ns.Reset()
+				return
+			case isChunk := <-lastMsg:
+				if isChunk {
+					lastChunk = cfg.Now()
+				}
+				st.mu.Lock()
+				behind := st.parentAhead()
+				st.mu.Unlock()
+				if behind && cfg.Now().Sub(lastChunk) > cfg.StallTimeout {
+					close(stalled)
+					ns.Reset()
+					return
+				}
+				if !t.Stop() {
+					select {
+					case <-t.C:
+					default:
+					}
+				}
+				t.Reset(cfg.StallTimeout)
+			case <-t.C:
+				close(stalled)
+				ns.Reset()
+				return
+			}
+		}
+	}()
+	r := wire.NewReader(ns)
+	var parentLatest uint64
+	for {
+		m, err := live.ReadMessage(r)
+		if err != nil {
+			select {
+			case <-stalled:
+				return errStall
+			default:
+			}
+			if errors.Is(context.Cause(ctx), errMove) {
+				return errMove
+			}
+			if errors.Is(err, live.ErrBadPush) {
+				st.ban(p, err)
+			}
+			return err
+		}
+		isChunk := false
+		switch x := m.Msg.(type) {
+		case *pb.LiveMessage_Info:
+			st.mu.Lock()
+			have := st.verifier != nil
+			st.mu.Unlock()
+			if !have {
+				v, err := live.NewVerifier(st.id, x.Info)
+				if err != nil {
+					st.ban(p, err)
+					return err
+				}
+				st.setInfo(x.Info, v)
+			}
+		case *pb.LiveMessage_Chunk:
+			st.mu.Lock()
+			v := st.verifier
+			st.mu.Unlock()
+			if v == nil {
+				st.ban(p, errors.New("chunk before stream info"))
+				return errors.New("protocol violation: chunk before info")
+			}
+			if err := v.Verify(x.Chunk); err != nil {
+				st.ban(p, err)
+				return err
+			}
+			isChunk = st.add(x.Chunk) || isChunk
+			if x.Chunk.Seq > parentLatest {
+				parentLatest = x.Chunk.Seq
+			}
+			if st.firstFrom(p) {
+				st.svc.provide(st)
+			}
+		case *pb.LiveMessage_Status:
+			if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
+				return errLoop
+			}
+			st.mu.Lock()
+			if st.parent != p {
+				if st.parent != "" || st.switchesBase {
+					st.switches++
+				}
+				st.switchesBase = true
+				st.parent, st.parentAt = p, cfg.Now()
+			}
+			st.depth = int(x.Status.Depth) + 1
+			st.ancestors = st.ancestors[:0]
+			for _, a := range x.Status.Ancestors {
+				if id, err := peer.IDFromBytes(a); err == nil {
+					st.ancestors = append(st.ancestors, id)
+				}
+			}
+			st.parentLatest = x.Status.LatestSeq
+			if c := st.cands[p]; c != nil {
+				c.depth = int(x.Status.Depth)
+				c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
+				c.fails = 0
+			}
+			st.mu.Unlock()
+		case *pb.LiveMessage_Redirect:
+			st.addRedirect(x.Redirect)
+		case *pb.LiveMessage_End:
+			if x.End.Code == pb.Code_OK {
+				return errEnded
+			}
+			if x.End.Code == pb.Code_BUSY {
+				st.mu.Lock()
+				if c := st.cands[p]; c != nil {
+					c.spare = 0
+				}
+				st.mu.Unlock()
+				return errBusy
+			}
+			return fmt.Errorf("parent ended the subscription: %s %s", x.End.Code, x.End.Message)
+		}
+		select {
+		case lastMsg <- isChunk:
+		default:
+		}
+	}
+}
+
+// parentAhead reports whether the parent announced chunks we do not have.
+func (st *Stream) parentAhead() bool {
+	return st.parentLatest > st.latest+1
+}
+
+// firstFrom reports whether this is the first chunk we got at all.
+func (st *Stream) firstFrom(p peer.ID) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.provided {
+		return false
+	}
+	st.provided = true
+	return true
+}
+
+func containsPeer(list [][]byte, id peer.ID) bool {
+	for _, a := range list {
+		if peer.ID(a) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// ban drops p for this stream: it sent something that does not verify.
+func (st *Stream) ban(p peer.ID, why error) {
+	st.svc.log.Warn("peer sent invalid live data; dropped for this stream", "peer", p.String(), "stream", st.id.String(), "err", why.Error())
+	st.mu.Lock()
+	st.banned[p] = true
+	delete(st.cands, p)
+	if k := st.children[p]; k != nil {
+		st.mu.Unlock()
+		k.once()
+		return
+	}
+	st.mu.Unlock()
+}
+
+// discover finds candidates in the DHT: at once, then every 10 s while we
+// know few.
+func (st *Stream) discover() {
+	defer st.wg.Done()
+	d := st.svc.n.DHT()
+	last := time.Time{}
+	for {
+		st.mu.Lock()
+		n := len(st.cands)
+		st.mu.Unlock()
+		interval := 10 * time.Second
+		if n == 0 {
+			interval = time.Second
+		}
+		if time.Since(last) >= interval && d.RoutingTable().Size() > 0 {
+			last = time.Now()
+			ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
+			for ai := range d.FindProvidersAsync(ctx, st.id, 20) {
+				st.svc.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+				st.addCandidate(ai.ID, -1, -1)
+			}
+			cancel()
+		}
+		select {
+		case <-st.ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// provide announces in the DHT that this node has the stream, so that
+// later viewers find it (and spread over the tree instead of all asking the
+// source).
+func (s *Service) provide(st *Stream) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for i := 0; i < 5 && st.ctx.Err() == nil; i++ {
+			ctx, cancel := context.WithTimeout(st.ctx, 30*time.Second)
+			err := s.n.DHT().Provide(ctx, st.id, true)
+			cancel()
+			if err == nil {
+				return
+			}
+			select {
+			case <-st.ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+}
+
+// multiSink hands the played stream to several sinks; a sink that fails is
+// dropped and its error kept (a full disk must not stop the HTTP viewers).
+type multiSink struct {
+	sinks []player.Sink
+	errs  []error
+}
+
+func newMultiSink(sinks []player.Sink) *multiSink {
+	return &multiSink{sinks: sinks, errs: make([]error, len(sinks))}
+}
+
+func (m *multiSink) Write(p []byte) error {
+	return m.WriteChunk(player.Chunk{Data: p})
+}
+
+func (m *multiSink) WriteChunk(c player.Chunk) error {
+	for i, s := range m.sinks {
+		if m.errs[i] != nil {
+			continue
+		}
+		var err error
+		if cs, ok := s.(player.ChunkSink); ok {
+			err = cs.WriteChunk(c)
+		} else {
+			err = s.Write(c.Data)
+		}
+		m.errs[i] = err
+	}
+	return nil
+}
+
+func (m *multiSink) Close() error {
+	var errs []error
+	for i, s := range m.sinks {
+		errs = append(errs, m.errs[i], s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// probe asks p where it stands in the stream's tree without subscribing.
+func (st *Stream) probe(p peer.ID) {
+	ctx, cancel := context.WithTimeout(st.ctx, time.Second)
+	defer cancel()
+	ns, err := st.svc.h.NewStream(ctx, p, ID)
+	if err != nil {
+		st.noteProbeFail(p)
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { ns.Reset() })
+	defer stop()
+	defer ns.Reset()
+	if err := wire.WriteMsg(ns, &pb.LiveRequest{Stream: st.id.Bytes(), Probe: true}); err != nil {
+		st.noteProbeFail(p)
+		return
+	}
+	r := wire.NewReader(ns)
+	for {
+		m, err := live.ReadMessage(r)
+		if err != nil {
+			if errors.Is(err, live.ErrBadPush) {
+				st.ban(p, err)
+			}
+			return
+		}
+		switch x := m.Msg.(type) {
+		case *pb.LiveMessage_Status:
+			st.mu.Lock()
+			if c := st.cands[p]; c != nil {
+				c.depth = int(x.Status.Depth)
+				c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
+				if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
+					c.spare = 0 // fed through us: never our parent
+				}
+				c.probedAt = st.svc.cfg.Now()
+			}
+			st.mu.Unlock()
+		case *pb.LiveMessage_Redirect:
+			st.addRedirect(x.Redirect)
+		case *pb.LiveMessage_End:
+			return
+		}
+	}
+}
+
+func (st *Stream) noteProbeFail(p peer.ID) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if c := st.cands[p]; c != nil {
+		c.fails++
+		c.failedAt = st.svc.cfg.Now()
+		c.probedAt = st.svc.cfg.Now()
+	}
+}
+
+func (st *Stream) addRedirect(rd *pb.Redirect) {
+	for _, lp := range rd.Peers {
+		id, err := peer.IDFromBytes(lp.Peer.Id)
+		if err != nil {
+			continue
+		}
+		for _, b := range lp.Peer.Addrs {
+			if a, err := ma.NewMultiaddrBytes(b); err == nil {
+				st.svc.h.Peerstore().AddAddr(id, a, time.Hour)
+			}
+		}
+		st.addCandidate(id, int(lp.Depth), int(lp.Spare))
+	}
+}
+
+// probeUnknown probes, in parallel, up to n candidates not probed recently.
+func (st *Stream) probeUnknown(n int) {
+	now := st.svc.cfg.Now()
+	st.mu.Lock()
+	var ids []peer.ID
+	for id, c := range st.cands {
+		if now.Sub(c.probedAt) > 5*time.Second {
+			ids = append(ids, id)
+		}
+	}
+	st.mu.Unlock()
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	if len(ids) > n {
+		ids = ids[:n]
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func(id peer.ID) {
+			defer wg.Done()
+			st.probe(id)
+		}(id)
+	}
+	wg.Wait()
+}
+
+// optimize moves the viewer up the tree: every few seconds it probes a few
+// candidates and, if one with room is at least two hops closer to the source
+// than its parent, switches to it (resuming at the next chunk, so nothing is
+// lost). Hysteresis keeps the tree from churning.
+func (st *Stream) optimize() {
+	defer st.wg.Done()
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	lastMove := time.Time{}
+	for {
+		select {
+		case <-st.ctx.Done():
+			return
+		case <-t.C:
+		}
+		st.probeUnknown(4)
+		now := st.svc.cfg.Now()
+		st.mu.Lock()
+		depth, move := st.depth, st.move
+		better := false
+		if st.parent != "" && depth > 1 && now.Sub(lastMove) > 10*time.Second {
+			for id, c := range st.cands {
+				if _, isChild := st.children[id]; isChild || id == st.parent {
+					continue
+				}
+				if c.depth >= 0 && c.depth <= depth-3 && c.spare > 0 && c.fails == 0 {
+					better = true
+				}
+			}
+		}
+		st.mu.Unlock()
+		if better && move != nil {
+			lastMove = now
+			move()
+		}
+	}
+}
