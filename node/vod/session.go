@@ -34,6 +34,7 @@ type Session struct {
 	m       *manifest.Manifest
 	vod     *player.VOD
 	entry   *store.Entry
+	fb      *fallbackStore // nil unless caching to disk
 	noStore bool
 	local   bool // served from this node's own share: nothing to download
 
@@ -121,9 +122,10 @@ func newSession(s *Service, m *manifest.Manifest, noStore bool, first []peer.ID)
 			return nil, err
 		}
 		ss.entry = e
-		cs = &fallbackStore{disk: e, mem: player.NewMemWindow(noStoreWindow), log: func(err error) {
+		ss.fb = &fallbackStore{disk: e, mem: player.NewMemWindow(noStoreWindow), log: func(err error) {
 			s.log.Error("cache write failed; keeping this download in memory only", "id", m.ID().String(), "err", err.Error())
 		}}
+		cs = ss.fb
 	}
 	vod, err := player.NewVOD(m.Size(), m.ChunkSize(), cs, player.VODOptions{
 		Name: m.Name(), MIME: m.Mime(),
@@ -324,7 +326,9 @@ func (ss *Session) run(first []peer.ID) {
 	cm := ss.svc.h.ConnManager()
 	for {
 		now = time.Now()
-		if !ss.noStore && sc.Complete() {
+		// Complete: done, unless the disk failed and some chunks live only
+		// in the bounded memory window (they may have to be fetched again).
+		if !ss.noStore && sc.Complete() && !ss.fb.isFailed() {
 			ss.updateStats(sc, now, &lastDown, &lastTick)
 			ss.svc.log.Info("download complete", "id", ss.id.String(), "name", ss.m.Name(), "seconds", time.Since(ss.started).Seconds())
 			ss.svc.poke()
@@ -370,6 +374,7 @@ func (ss *Session) run(first []peer.ID) {
 				ss.outcome(sc, ev, now)
 			}
 		case i := <-ss.wants:
+			ss.refetch(sc, i)
 			for _, id := range sc.Seek(i, time.Now()) {
 				if c := inflight[id]; c != nil {
 					c()
@@ -380,6 +385,7 @@ func (ss *Session) run(first []peer.ID) {
 		case <-tick.C:
 			if p := ss.urgentPlayhead(); p >= 0 && p != playhead {
 				playhead = p
+				ss.refetch(sc, p)
 				for _, id := range sc.Seek(p, now) {
 					if c := inflight[id]; c != nil {
 						c()
@@ -399,6 +405,18 @@ func (ss *Session) run(first []peer.ID) {
 					idleSince = time.Time{}
 				}
 			}
+		}
+	}
+}
+
+// refetch makes the scheduler fetch again the chunks from i on (up to the
+// memory window) that it counts as held but the player's store no longer
+// has: a bounded memory window dropped them (--no-store, or a full disk),
+// and a reader came back to them.
+func (ss *Session) refetch(sc *sched.Scheduler, i int) {
+	for j := i; j < min(i+noStoreWindow/2, ss.m.NumChunks()); j++ {
+		if sc.Has(j) && !ss.vod.Has(j) {
+			sc.Forget(j)
 		}
 	}
 }
@@ -570,6 +588,15 @@ func (f *fallbackStore) Put(i int, data []byte) error {
 		f.log(err)
 	}
 	return f.mem.Put(i, data)
+}
+
+func (f *fallbackStore) isFailed() bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
 }
 
 func (f *fallbackStore) Has(i int) bool { return f.disk.Has(i) || f.mem.Has(i) }

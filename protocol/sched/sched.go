@@ -344,6 +344,22 @@ func (s *Scheduler) SetHave(i int) {
 	s.wanted.clear(i)
 }
 
+// Forget marks chunk i as no longer held: the player's bounded store (a
+// --no-store memory window, or memory after a failed disk write) dropped
+// it and a reader needs it again. It becomes wanted unless a request still
+// has it in flight.
+func (s *Scheduler) Forget(i int) {
+	if i < 0 || i >= s.cfg.NumChunks || !s.have.get(i) {
+		return
+	}
+	s.have.clear(i)
+	s.held--
+	if s.copies[i] == 0 {
+		s.setWanted(i)
+	}
+	s.rescan = true
+}
+
 // Has reports whether chunk i is held.
 func (s *Scheduler) Has(i int) bool { return i >= 0 && i < s.cfg.NumChunks && s.have.get(i) }
 
