@@ -115,13 +115,13 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return printJSON(stdout, items)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSOURCE\tSIZE\tHAVE\tNAME")
+	fmt.Fprintln(tw, "ID\tSOURCE\tSIZE\tHAVE\tNAME\tPROBLEM")
 	for _, it := range items {
-		have := fmt.Sprintf("%.0f%%", 100*it.Have)
+		problem := "-"
 		if it.Problem != "" {
-			have = it.Problem
+			problem = it.Problem + ": not served"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Source, humanBytes(it.Size), have, it.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f%%\t%s\t%s\n", it.ID, it.Source, humanBytes(it.Size), 100*it.Have, it.Name, problem)
 	}
 	return tw.Flush()
 }
