@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -257,3 +258,9 @@ func mustRead(t testing.TB, path string) []byte {
 	}
 	return b
 }
+
+type hasher struct{ h hash.Hash }
+
+func newHasher() *hasher            { return &hasher{sha256.New()} }
+func (h *hasher) Write(p []byte)    { h.h.Write(p) }
+func (h *hasher) sum() (s [32]byte) { copy(s[:], h.h.Sum(nil)); return }
