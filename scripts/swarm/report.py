@@ -10,6 +10,7 @@ a stream is any object in the status that has a "continuity" key; delay is its
 Usage:
   report.py get FILE KEY                      print a top-level field of a status file
   report.py peers-exclude FILE ID...          exit 0 if no peer in FILE (peers --json) has one of the IDs
+  report.py bytes-from FILE CONTENT PEER      bytes of CONTENT that FILE's status says came from PEER
   report.py playing FILE                      exit 0 if FILE's status shows a live stream being played
   report.py relays K SAMPLES NAME...          the K viewers others relay through most (children, else bytes_out)
   report.py file RESULTS SAMPLES              file mode: table and gates (RESULTS: see test.sh)
@@ -22,6 +23,7 @@ import sys
 
 MIN_CONTINUITY = float(os.environ.get("MIN_CONTINUITY", "0.99"))
 MAX_P95_MS = float(os.environ.get("MAX_P95_MS", "1500"))
+BC_ID = os.environ.get("BC_ID", "")
 
 
 def load(path):
@@ -168,20 +170,24 @@ def cmd_file(results, sdir):
             if len(p) != 6:
                 continue
             name, role, phase, rc, secs, hok = p
-            r = rows.setdefault(name, {"role": role})
+            r = rows.setdefault(name, {"roles": []})
+            if role != "viewer" and role not in r["roles"]:
+                r["roles"].append(role)
             r[phase] = (int(rc), float(secs), hok)
     order = sorted(rows, key=lambda n: int("".join(c for c in n if c.isdigit()) or 0))
     out = []
+    tot_src = tot_via = 0
     for n in order:
         r = rows[n]
         d = last(sdir, n) or {}
+        r["role"] = "+".join(r["roles"]) or "viewer"
         cells = [n, r["role"]]
         for ph in ("a", "a2", "b", "c"):
             if ph not in r:
                 cells.append("-")
                 continue
             rc, secs, hok = r[ph]
-            expected_fail = ph == "a" and r["role"] == "killed"
+            expected_fail = ph == "a" and "killed" in r["roles"]
             if expected_fail:
                 cells.append("killed")
                 continue
@@ -191,14 +197,29 @@ def cmd_file(results, sdir):
             else:
                 cells.append(f"FAIL(rc={rc},{hok})")
                 fails.append(f"{n} phase {ph}: exit {rc}, content {hok}")
-        cells += [human(pick(d, "bytes_out")), human(pick(d, "bytes_in")), fmt(pick(d, "peers"))]
+        src = via = 0
+        for f in d.get("files") or []:
+            for p in f.get("peers") or []:
+                b = num(p.get("bytes")) or 0
+                if p.get("id") == BC_ID:
+                    src += b
+                else:
+                    via += b
+        cells += [fmt(100 * via / (src + via) if src + via else None, "{:.0f} %"),
+                  human(pick(d, "bytes_out")), human(pick(d, "bytes_in")), fmt(pick(d, "peers"))]
+        tot_src += src
+        tot_via += via
         out.append(cells)
     print("file mode: seconds to fetch and verify each file on each viewer")
     print("  a = 1st file while a third of viewers (the top relays) are killed; a2 = same file after their restart")
     print("  b = 2nd file while one viewer is partitioned from bootstrap and broadcaster; c = 3rd file while bootstrap is down")
-    table(["viewer", "role", "a", "a2", "b", "c", "up", "down", "peers"], out)
+    print("  via peers = share of the file bytes a viewer got from other viewers, not the broadcaster;")
+    print("  up/down = the daemon's libp2p bytes since its (re)start")
+    table(["viewer", "role", "a", "a2", "b", "c", "via peers", "up", "down", "peers"], out)
     bc = last(sdir, "broadcaster") or {}
-    print(f"broadcaster: up {human(pick(bc, 'bytes_out'))}, down {human(pick(bc, 'bytes_in'))}")
+    eff = f"{100 * tot_via / (tot_src + tot_via):.0f} %" if tot_src + tot_via else "?"
+    print(f"broadcaster: up {human(pick(bc, 'bytes_out'))}, down {human(pick(bc, 'bytes_in'))}; "
+          f"peer efficiency (file bytes viewers got from viewers): {eff}")
     return checks, fails
 
 
@@ -255,6 +276,10 @@ def main():
         cmd_get(a[1], a[2])
     elif c == "peers-exclude":
         cmd_peers_exclude(a[1], a[2:])
+    elif c == "bytes-from":
+        d = load(a[1]) or {}
+        print(int(sum(num(p.get("bytes")) or 0 for f in d.get("files") or [] if f.get("id") == a[2]
+                      for p in f.get("peers") or [] if p.get("id") == a[3])))
     elif c == "playing":
         cmd_playing(a[1])
     elif c == "relays":

@@ -19,6 +19,7 @@
 #   HIVECAST_BIN=path     use this static binary instead of building one
 #   KEEP=1                keep the work folder (logs, samples, outputs) even on success
 #   SWARM_PROJECT=hcswarm compose project name
+#   STRICT_BOOT=1         fail (not just warn) when the restarted bootstrap node finds no peer
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -408,6 +409,10 @@ file_mode() {
 	say "broadcaster shares b.bin as $B; every viewer plays it, $P only through other viewers"
 	for s in "${VS[@]}"; do start_play "$s" "$B" b "/out/$s.b"; done
 	wait_plays 150 b "${VS[@]}"
+	status_to "${NODE[$P]}" "$WORK/logs/st-$P-b.json"
+	local frombc
+	frombc=$(python3 "$HERE/report.py" bytes-from "$WORK/logs/st-$P-b.json" "$B" "$BC_ID")
+	if [ "${frombc:-x}" = 0 ]; then ok "$P got b.bin with 0 bytes from the broadcaster"; else bad "$P got ${frombc:-?} bytes of b.bin from the broadcaster through the partition"; fi
 	do_heal
 	f0=$FAIL
 	for s in "${VS[@]}"; do record "$s" "${ROLE[$s]}" b b.bin; done
@@ -443,6 +448,8 @@ check_boot_back() {
 	done
 	if [ "${p:-0}" -ge 1 ]; then
 		ok "restarted bootstrap node reconnected to $p peers"
+	elif [ "${STRICT_BOOT:-0}" = 1 ]; then
+		bad "restarted bootstrap node has 0 peers after 15 s (STRICT_BOOT=1)"
 	else
 		say "WARN restarted bootstrap node has 0 peers after 15 s: nobody redials it, so a node that joins" \
 			"through it now would find no swarm (reported, not failed: see README)"
@@ -510,10 +517,10 @@ SAMPLER=
 for s in "${!NODE[@]}"; do status_to "${NODE[$s]}" "$WORK/samples/$s/$(date +%s.%N).json"; done
 echo
 if [ "$MODE" = file ]; then
-	REPORT_COUNTS="$WORK/counts" python3 "$HERE/report.py" file "$WORK/results" "$WORK/samples"
+	BC_ID=$BC_ID REPORT_COUNTS="$WORK/counts" python3 "$HERE/report.py" file "$WORK/results" "$WORK/samples"
 else
 	for s in "${VS[@]}"; do echo "$s ${ROLE[$s]}"; done >"$WORK/roles"
-	REPORT_COUNTS="$WORK/counts" python3 "$HERE/report.py" live "$WORK/roles" "$WORK/samples"
+	BC_ID=$BC_ID REPORT_COUNTS="$WORK/counts" python3 "$HERE/report.py" live "$WORK/roles" "$WORK/samples"
 fi
 read -r rp rf <"$WORK/counts" 2>/dev/null || { rp=0; rf=1; }
 [ "$MODE" = file ] && rf=0 # file-mode failures were already counted by record()
