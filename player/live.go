@@ -125,7 +125,8 @@ func (l *Live) run() {
 		}
 		timer.Stop()
 		if ok {
-			timer.Reset(max(dl.Sub(now), 0))
+			// Measured after the writes, which may have taken a while.
+			timer.Reset(max(dl.Sub(l.clock.Now()), 0))
 		} else {
 			timer.Reset(idle)
 		}

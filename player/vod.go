@@ -199,7 +199,7 @@ func (v *VOD) observeLocked() {
 // NewReader returns a reader positioned at offset 0. Its Reads fail once ctx
 // is done. Close it when done; closing the VOD closes it too.
 func (v *VOD) NewReader(ctx context.Context) *Reader {
-	r := &Reader{v: v, ctx: ctx, wanted: -1, done: make(chan struct{})}
+	r := &Reader{v: v, ctx: ctx, wanted: -1, cachedIdx: -1, done: make(chan struct{})}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.nextID++
@@ -223,6 +223,10 @@ type Reader struct {
 	ctx context.Context
 	id  uint64
 	buf []byte
+
+	// the last chunk got from the store (it may alias buf); used only by Read
+	cached    []byte
+	cachedIdx int
 
 	// guarded by v.mu
 	off    int64
@@ -297,9 +301,16 @@ func (r *Reader) copyPresent(p []byte, off int64) int {
 		if r.buf == nil {
 			r.buf = make([]byte, 0, v.chunkSize)
 		}
-		data, ok := v.store.Get(i, r.buf[:0])
+		data, ok := r.cached, r.cachedIdx == i && r.cached != nil
 		if !ok {
-			break
+			// Verified chunks never change, so the last one is kept for the
+			// next Reads (a disk store is then read once per chunk).
+			r.cached, r.cachedIdx = nil, -1
+			data, ok = v.store.Get(i, r.buf[:0])
+			if !ok {
+				break
+			}
+			r.cached, r.cachedIdx = data, i
 		}
 		start := int(off - int64(i)*int64(v.chunkSize))
 		if start >= len(data) { // a store returning a short chunk; treat as missing

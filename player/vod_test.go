@@ -545,3 +545,57 @@ func drain(ch chan int) {
 		}
 	}
 }
+
+// BenchmarkVODRead measures reading a fully present VOD through a Reader
+// (an unbounded store, 256 KiB chunks, 32 KiB reads as io.Copy does).
+func BenchmarkVODRead(b *testing.B) {
+	const cs = 256 << 10
+	data := testData(64 * cs)
+	v := newTestVOD(b, data, cs, newMapStore(), VODOptions{})
+	for i := range v.NumChunks() {
+		v.Put(i, chunkOf(data, cs, i))
+	}
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r := v.NewReader(context.Background())
+		for {
+			_, err := r.Read(buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		r.Close()
+	}
+}
+
+// BenchmarkVODReadWhileArriving: one reader follows chunks as they are Put.
+func BenchmarkVODReadWhileArriving(b *testing.B) {
+	const cs = 64 << 10
+	data := testData(256 * cs)
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for range b.N {
+		v, _ := NewVOD(int64(len(data)), cs, newMapStore(), VODOptions{})
+		r := v.NewReader(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, buf)
+			done <- err
+		}()
+		for i := range v.NumChunks() {
+			v.Put(i, chunkOf(data, cs, i))
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
+		v.Close()
+	}
+}
