@@ -81,6 +81,9 @@ func TestHTTPFanoutClients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+			t.Fatalf("transfer encoding %v, want chunked", resp.TransferEncoding)
+		}
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp2t" {
 			t.Fatalf("%v %q", resp.Status, resp.Header.Get("Content-Type"))
 		}
