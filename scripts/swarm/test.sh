@@ -142,7 +142,10 @@ hc() { # container hivecast-args...: run the client inside the container's names
 	shift 2
 	docker exec "$c" /hivecast "$cmd" --api "$API" "$@"
 }
-status_to() { hc "$1" status --json >"$2.tmp" 2>/dev/null && mv "$2.tmp" "$2"; }
+status_to() { # container file: one `status --json`, written whole or not at all
+	local tmp="$2.$BASHPID.tmp"
+	if hc "$1" status --json >"$tmp" 2>/dev/null; then mv "$tmp" "$2"; else rm -f "$tmp"; return 1; fi
+}
 
 NETEM_OK=
 # prep: cut the default route (peers are all on-link: nothing can leave the private
@@ -226,7 +229,6 @@ sampler() {
 			status_to "${NODE[$s]}" "$WORK/samples/$s/$ts.json" &
 		done
 		wait
-		rm -f "$WORK"/samples/*/*.tmp
 		sleep "$SAMPLE_EVERY"
 	done
 }
