@@ -33,6 +33,11 @@ type JitterConfig struct {
 	// Capture; across machines this includes their clock offset). Default
 	// NewRingHistogram(4096).
 	Delay Histogram
+	// Adaptive moves the playout schedule earlier whenever a chunk arrives
+	// sooner (relative to its capture time) than the anchor did, so that
+	// playout follows the fastest delivery seen plus TargetLatency instead of
+	// the first chunk's delay, which at a join often includes a backlog burst.
+	Adaptive bool
 }
 
 func (c *JitterConfig) defaults() {
@@ -149,6 +154,9 @@ func (r PushResult) String() string {
 	return "?"
 }
 
+// adaptiveDeadband ignores tiny variations of delivery time.
+const adaptiveDeadband = 5 * time.Millisecond
+
 func (j *Jitter) playout(c *Chunk) time.Time {
 	return j.localBase.Add(c.Capture.Sub(j.captureBase) + j.cfg.TargetLatency)
 }
@@ -198,6 +206,15 @@ func (j *Jitter) Push(c Chunk, now time.Time) PushResult {
 	if found {
 		j.st.Duplicates++
 		return Duplicate
+	}
+	if j.anchored && j.cfg.Adaptive {
+		// c came faster than the chunk we anchored on: the anchor's delay
+		// included a wait (a backlog burst at join, a slow first path).
+		// Move the schedule earlier so that every chunk plays TargetLatency
+		// after the fastest delivery seen.
+		if d := j.localBase.Add(c.Capture.Sub(j.captureBase)).Sub(now); d > adaptiveDeadband {
+			j.localBase = j.localBase.Add(-d)
+		}
 	}
 	if j.anchored && now.After(j.playout(&c)) {
 		j.lateAhead[c.Seq] = struct{}{}

@@ -339,3 +339,33 @@ func BenchmarkJitterPushPop(b *testing.B) {
 		j.Pop(now)
 	}
 }
+
+// With Adaptive, the schedule follows the fastest delivery: a join whose
+// start point came 300 ms late (a backlog burst) does not keep the viewer
+// 300 ms behind once chunks arrive on time.
+func TestJitterAdaptiveFollowsFastestDelivery(t *testing.T) {
+	j := NewJitter(JitterConfig{TargetLatency: 200 * time.Millisecond, Adaptive: true})
+	t0 := time.Unix(1000, 0)
+	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 100 * time.Millisecond) }
+	// The start point (seq 0) arrives 300 ms after capture, seq 1..3 in the same burst.
+	now := capture(0).Add(300 * time.Millisecond)
+	j.Push(Chunk{Seq: 0, Capture: capture(0), Start: true, Data: []byte{0}}, now)
+	for s := 1; s <= 3; s++ {
+		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Data: []byte{byte(s)}}, now)
+	}
+	// From seq 4 on, chunks arrive 20 ms after capture.
+	for s := 4; s <= 20; s++ {
+		at := capture(s).Add(20 * time.Millisecond)
+		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Data: []byte{byte(s)}}, at)
+		j.Pop(at)
+	}
+	end := capture(30)
+	j.Pop(end)
+	st := j.Stats()
+	if st.DelayP50 > 250*time.Millisecond {
+		t.Fatalf("delay p50 %v: the schedule kept the join burst's delay (want ~220 ms)", st.DelayP50)
+	}
+	if st.Continuity < 1 {
+		t.Fatalf("continuity %.3f, want 1", st.Continuity)
+	}
+}

@@ -231,6 +231,7 @@ type Stats struct {
 	Parent     string   `json:"parent,omitempty"`
 	Children   int      `json:"children"`
 	Peers      int      `json:"peers"` // candidates known
+	Banned     int      `json:"banned"` // peers dropped for sending invalid data
 	Switches   uint64   `json:"parent_switches"`
 	DelayMS    Quantile `json:"delay_ms"`
 	Continuity float64  `json:"continuity"`
@@ -261,7 +262,7 @@ func (s *Stream) Stats() Stats {
 	s.mu.Lock()
 	st := Stats{
 		ID: s.id.String(), Role: "viewer", Ended: s.ended, LatestSeq: s.latest, Depth: s.depth,
-		Children: len(s.children), Peers: len(s.cands), Switches: s.switches,
+		Children: len(s.children), Peers: len(s.cands), Banned: len(s.banned), Switches: s.switches,
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
 	}

@@ -48,7 +48,7 @@ func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*St
 	fan := player.NewHTTPFanout(player.FanoutOptions{})
 	sinks := append([]player.Sink{fan}, opts.Sinks...)
 	st.fanout = fan
-	st.play = player.NewLive(newMultiSink(sinks), player.LiveOptions{Jitter: player.JitterConfig{TargetLatency: s.cfg.Latency}})
+	st.play = player.NewLive(newMultiSink(sinks), player.LiveOptions{Jitter: player.JitterConfig{TargetLatency: s.cfg.Latency, Adaptive: true}})
 	got, err := s.add(st)
 	if err != nil {
 		st.play.Close()
