@@ -230,7 +230,7 @@ type Stats struct {
 	Depth      int      `json:"depth"`
 	Parent     string   `json:"parent,omitempty"`
 	Children   int      `json:"children"`
-	Peers      int      `json:"peers"` // candidates known
+	Peers      int      `json:"peers"`  // candidates known
 	Banned     int      `json:"banned"` // peers dropped for sending invalid data
 	Switches   uint64   `json:"parent_switches"`
 	DelayMS    Quantile `json:"delay_ms"`
