@@ -1,0 +1,752 @@
+// Package sim runs real hivecast nodes (node.New + live.New, the code the
+// daemon runs) on go-libp2p's simulated network (x/simlibp2p, QUIC over
+// simnet: per-node uplink/downlink capacity, per-link latency) inside a
+// testing/synctest bubble, in virtual time, and measures a live swarm:
+// source-to-player delay, continuity, startup, source load, peer efficiency
+// and control overhead, over joins, leaves and the sudden loss of a share
+// of the viewers.
+//
+// Virtual time advances only when every goroutine of the bubble is blocked,
+// so CPU time costs nothing in the figures: they do not depend on how loaded
+// the machine is. What varies between reruns of one seed is the order in
+// which the Go scheduler runs goroutines that become ready at the same
+// virtual instant.
+package sim
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hivecast/hivecast/node"
+	"github.com/hivecast/hivecast/node/live"
+	"github.com/hivecast/hivecast/player"
+	"github.com/hivecast/hivecast/player/sample"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
+	"github.com/marcopolo/simnet"
+	"github.com/quic-go/quic-go"
+	"go.uber.org/fx"
+)
+
+// Config describes a scenario. Zero fields take the defaults of issue 5.
+type Config struct {
+	Viewers int   // default 16
+	Seed    int64 // same seed, same scenario (keys, links, join times, losses)
+
+	// Bitrate of the stream in bit/s (default 2 Mbit/s): the sample clip
+	// (real H.264, ~0.75 Mbit/s) looped and padded with MPEG-TS null packets.
+	Bitrate int
+	// Latency is the one-way latency of every link (default 40 ms);
+	// LatencySpread adds to each pair of nodes a fixed extra latency drawn
+	// uniformly from [0, LatencySpread) (seeded).
+	Latency       time.Duration
+	LatencySpread time.Duration
+	// Link capacities in bit/s. Defaults: viewer up 4 Mbit/s, down 20
+	// Mbit/s; source up 8 Mbit/s, down 20 Mbit/s; bootstrap nodes 20/20.
+	ViewerUp, ViewerDown int
+	SourceUp, SourceDown int
+
+	// Bootstraps is the number of DHT-only bootstrap nodes the source and
+	// every viewer dial at start (default 2; -1: none, viewers bootstrap
+	// from the source itself).
+	Bootstraps int
+	// HintSource gives every viewer the source as an initial candidate
+	// (WatchOptions.Peers). Off by default: viewers find the stream through
+	// the DHT, then through redirects and probes.
+	HintSource bool
+
+	// JoinOver: viewers join at uniformly random times over this span
+	// (default 4 s), starting 1 s after the broadcast starts.
+	JoinOver time.Duration
+	// Warmup after the last join before measuring (default 4 s); Measure is
+	// the measured span (default 10 s).
+	Warmup  time.Duration
+	Measure time.Duration
+
+	// Vanish is the share of viewers that disappear at once (their packets
+	// are dropped from that instant, then their nodes are closed) at
+	// VanishAt into the measured span (default Measure/3).
+	Vanish   float64
+	VanishAt time.Duration
+	// Leave is the share of viewers that leave cleanly (close their node)
+	// at random times within the measured span.
+	Leave float64
+
+	// Live is the live.Config of every viewer, Source that of the source
+	// (zero fields: live's defaults). If MaxChildren is 0 it is set to
+	// uplink / bitrate (rounded down, at least 1). UploadRate stays 0 (the
+	// simulated link is the cap) unless set.
+	Live   live.Config
+	Source live.Config
+
+	// Logf, if set, receives progress lines.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) defaults() {
+	if c.Viewers <= 0 {
+		c.Viewers = 16
+	}
+	if c.Bitrate <= 0 {
+		c.Bitrate = 2_000_000
+	}
+	if c.Latency <= 0 {
+		c.Latency = 40 * time.Millisecond
+	}
+	if c.ViewerUp <= 0 {
+		c.ViewerUp = 4_000_000
+	}
+	if c.ViewerDown <= 0 {
+		c.ViewerDown = 20_000_000
+	}
+	if c.SourceUp <= 0 {
+		c.SourceUp = 8_000_000
+	}
+	if c.SourceDown <= 0 {
+		c.SourceDown = 20_000_000
+	}
+	if c.Bootstraps == 0 {
+		c.Bootstraps = 2
+	}
+	if c.Bootstraps < 0 {
+		c.Bootstraps = 0
+	}
+	if c.JoinOver <= 0 {
+		c.JoinOver = 4 * time.Second
+	}
+	if c.Warmup <= 0 {
+		c.Warmup = 4 * time.Second
+	}
+	if c.Measure <= 0 {
+		c.Measure = 10 * time.Second
+	}
+	if c.VanishAt <= 0 {
+		c.VanishAt = c.Measure / 3
+	}
+	if c.Live.ChunkDuration <= 0 {
+		c.Live.ChunkDuration = 100 * time.Millisecond
+	}
+	// Source and viewers must agree on the chunk duration (the source
+	// decides it; the viewers' value only matters for what they report).
+	if c.Source.ChunkDuration <= 0 {
+		c.Source.ChunkDuration = c.Live.ChunkDuration
+	}
+	if c.Live.MaxChildren <= 0 {
+		c.Live.MaxChildren = max(1, c.ViewerUp/c.Bitrate)
+	}
+	if c.Source.MaxChildren <= 0 {
+		c.Source.MaxChildren = max(1, c.SourceUp/c.Bitrate)
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+// Result is what a scenario measured. Delay and continuity cover the
+// chunks captured during the measured span, for the viewers that were there
+// for all of it (those that vanished or left are not counted; the event
+// figures cover the survivors).
+type Result struct {
+	Config Config
+
+	Viewers  int // viewers measured (survivors)
+	Joined   int // viewers that got the stream at all
+	DelayP50 time.Duration
+	DelayP95 time.Duration
+	DelayP99 time.Duration
+	DelayMax time.Duration
+	// WorstViewerP99 is the highest per-viewer p99.
+	WorstViewerP99 time.Duration
+	Continuity     float64 // delivered / due, pooled over viewers
+	MinContinuity  float64 // the worst viewer's
+	StartupP50     time.Duration
+	StartupP95     time.Duration
+	// SourceUpload is the source's bytes on the wire during the measured
+	// span, as a multiple of the stream's bit rate.
+	SourceUpload float64
+	// PeerEfficiency: share of the stream bytes viewers received that came
+	// from other viewers (1 − source chunk bytes sent / chunk bytes received).
+	PeerEfficiency float64
+	// ControlOverhead: (all bytes every node sent on the wire − stream bytes
+	// the viewers received) / all bytes sent; QUIC, TLS, DHT, pings,
+	// heartbeats, framing, signatures and duplicates.
+	ControlOverhead float64
+	MeanDepth       float64
+	MaxDepth        int
+	Switches        uint64 // parent switches, all viewers
+	Bitrate         float64
+	ChunkBytes      float64       // mean chunk size
+	LowerBound      time.Duration // chunk/bitrate + ceil(log2(N+1)) × (latency + chunk/uplink)
+
+	// Event figures (Vanish > 0): continuity of the survivors over the
+	// chunks captured from the event to 3 s after it, and the time from the
+	// event to the capture time of the last chunk any survivor missed.
+	Vanished        int
+	EventContinuity float64
+	Recovery        time.Duration
+
+	Wall time.Duration // wall-clock time the run took
+}
+
+// Run runs the scenario in a synctest bubble of its own and returns what it
+// measured.
+func Run(t *testing.T, cfg Config) *Result {
+	cfg.defaults()
+	var res *Result
+	start := time.Now()
+	synctest.Test(t, func(t *testing.T) {
+		s := &swarm{cfg: cfg, t: t, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5157a11))}
+		res = s.run()
+	})
+	if res != nil {
+		res.Wall = time.Since(start)
+	}
+	return res
+}
+
+type member struct {
+	idx  int
+	h    host.Host
+	conn atomic.Pointer[simnet.SimConn]
+	n    *node.Node
+	lv   *live.Service
+	rec  *recorder
+	st   atomic.Pointer[live.Stream]
+	gone atomic.Bool // vanished or left
+	stop sync.Once
+}
+
+func (m *member) wireSent() int64 {
+	if c := m.conn.Load(); c != nil {
+		return int64(c.Stats().BytesSent)
+	}
+	return 0
+}
+
+// close leaves the swarm: the live service, the node, the host.
+func (m *member) close() {
+	m.stop.Do(func() {
+		if m.lv != nil {
+			m.lv.Close()
+		}
+		if m.n != nil {
+			m.n.Close()
+		}
+		if m.h != nil {
+			m.h.Close()
+		}
+	})
+}
+
+type swarm struct {
+	cfg Config
+	t   *testing.T
+	rng *rand.Rand
+	nw  *simnet.Simnet
+	log *slog.Logger
+
+	ipIdx sync.Map // ip string → node index
+	dead  sync.Map // node index → true: its packets are dropped
+
+	mu      sync.Mutex
+	members []*member
+}
+
+// Node indexes: 0 is the source, 1..Bootstraps the bootstrap nodes, then
+// the viewers.
+func (s *swarm) key(idx int) crypto.PrivKey {
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(s.cfg.Seed))
+	binary.LittleEndian.PutUint64(seed[8:], uint64(idx))
+	seed[16] = 0x5e
+	k, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(seed[:]))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// latency is the one-way latency of a packet: the base, plus a fixed extra
+// per pair of nodes; packets from or to a vanished node never arrive.
+func (s *swarm) latency(p *simnet.Packet) time.Duration {
+	a, b := s.indexOf(p.From), s.indexOf(p.To)
+	if _, d := s.dead.Load(a); d {
+		return 1000 * time.Hour
+	}
+	if _, d := s.dead.Load(b); d {
+		return 1000 * time.Hour
+	}
+	l := s.cfg.Latency
+	if s.cfg.LatencySpread > 0 {
+		lo, hi := min(a, b), max(a, b)
+		x := splitmix(uint64(s.cfg.Seed) ^ uint64(lo)<<32 ^ uint64(hi))
+		l += time.Duration(float64(s.cfg.LatencySpread) * float64(x>>11) / (1 << 53))
+	}
+	return l
+}
+
+func (s *swarm) indexOf(a net.Addr) int {
+	if u, ok := a.(*net.UDPAddr); ok {
+		if v, ok := s.ipIdx.Load(u.IP.String()); ok {
+			return v.(int)
+		}
+	}
+	return -1
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+type sourceIP struct{ ip net.IP }
+
+func (m sourceIP) PreferredSourceIPForDestination(*net.UDPAddr) (net.IP, error) { return m.ip, nil }
+
+// newMember builds a libp2p host on the simulated network (as
+// simlibp2p.QUICSimnet does, keeping the endpoint to read its byte counts)
+// and a hivecast node on it.
+func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member, error) {
+	m := &member{idx: idx}
+	ip := simnet.IntToPublicIPv4(idx)
+	s.ipIdx.Store(ip.String(), idx)
+	link := simnet.NodeBiDiLinkSettings{
+		Uplink:   simnet.LinkSettings{BitsPerSecond: up},
+		Downlink: simnet.LinkSettings{BitsPerSecond: down},
+	}
+	sel := sourceIP{ip}
+	reuse := libp2p.QUICReuse(
+		func(l fx.Lifecycle, srk quic.StatelessResetKey, tk quic.TokenGeneratorKey, opts ...quicreuse.Option) (*quicreuse.ConnManager, error) {
+			cm, err := quicreuse.NewConnManager(srk, tk, opts...)
+			if err != nil {
+				return nil, err
+			}
+			l.Append(fx.StopHook(func() error { return cm.Close() }))
+			return cm, nil
+		},
+		quicreuse.OverrideSourceIPSelector(func() (quicreuse.SourceIPSelector, error) { return sel, nil }),
+		quicreuse.OverrideListenUDP(func(_ string, addr *net.UDPAddr) (net.PacketConn, error) {
+			c := s.nw.NewEndpoint(addr, link)
+			m.conn.Store(c)
+			return c, nil
+		}),
+	)
+	h, err := libp2p.New(
+		libp2p.Identity(s.key(idx)),
+		libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", ip)),
+		libp2p.Transport(libp2pquic.NewTransport),
+		reuse,
+		// Address discovery through identify stalls synctest (simlibp2p).
+		libp2p.DisableIdentifyAddressDiscovery(),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("host %d: %w", idx, err)
+	}
+	m.h = h
+	n, err := node.New(h, node.Config{Bootstrap: boot, Logger: s.log})
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	m.n = n
+	s.mu.Lock()
+	s.members = append(s.members, m)
+	s.mu.Unlock()
+	return m, nil
+}
+
+func addrInfo(h host.Host) peer.AddrInfo {
+	return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
+}
+
+// recorder is a player sink that notes when each chunk reaches the player.
+type recorder struct {
+	mu      sync.Mutex
+	watchAt time.Time
+	first   time.Time
+	recs    []rec
+}
+
+type rec struct {
+	seq     uint64
+	capture time.Time
+	at      time.Time
+}
+
+func (r *recorder) Write([]byte) error { return nil }
+func (r *recorder) Close() error       { return nil }
+func (r *recorder) WriteChunk(c player.Chunk) error {
+	now := time.Now()
+	r.mu.Lock()
+	if r.first.IsZero() {
+		r.first = now
+	}
+	if !c.End {
+		r.recs = append(r.recs, rec{c.Seq, c.Capture, now})
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+func (s *swarm) run() *Result {
+	cfg := s.cfg
+	t := s.t
+	s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.nw = &simnet.Simnet{LatencyFunc: s.latency, Logger: s.log}
+	var wg sync.WaitGroup
+	defer func() {
+		// Close everything, viewers first, then the network: every
+		// goroutine of the bubble must end before it does.
+		s.mu.Lock()
+		list := slices.Clone(s.members)
+		s.mu.Unlock()
+		for i := len(list) - 1; i >= 0; i-- {
+			list[i].close()
+		}
+		wg.Wait()
+		s.nw.Close()
+	}()
+
+	// The source and the bootstrap nodes.
+	src, err := s.newMember(0, cfg.SourceUp, cfg.SourceDown, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boot []peer.AddrInfo
+	for i := 1; i <= cfg.Bootstraps; i++ {
+		b, err := s.newMember(i, 20_000_000, 20_000_000, []peer.AddrInfo{addrInfo(src.h)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		boot = append(boot, addrInfo(b.h))
+	}
+	if len(boot) == 0 {
+		boot = []peer.AddrInfo{addrInfo(src.h)}
+	}
+	s.nw.Start()
+	// Wait for the DHT to know its peers before announcing.
+	for src.n.DHT().RoutingTable().Size() < min(cfg.Bootstraps, 1) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	src.lv = live.New(src.n, s.key(0), cfg.Source)
+	bc, err := src.lv.Broadcast("sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	ingestDone := make(chan struct{})
+	go func() {
+		defer close(ingestDone)
+		factor := float64(cfg.Bitrate) / sample.Bitrate
+		_ = bc.Ingest(ingestCtx, newPaddedLoop(sample.TS, factor), live.IngestOptions{Realtime: true})
+	}()
+	defer func() { stopIngest(); <-ingestDone }()
+	streamID := bc.Stream().ID()
+	t0 := time.Now()
+
+	// Joins, leaves and losses are drawn up front, so that a seed fixes them.
+	N := cfg.Viewers
+	joinAt := make([]time.Duration, N)
+	for i := range joinAt {
+		joinAt[i] = time.Second + time.Duration(s.rng.Float64()*float64(cfg.JoinOver))
+	}
+	sort.Slice(joinAt, func(i, j int) bool { return joinAt[i] < joinAt[j] })
+	measureFrom := time.Second + cfg.JoinOver + cfg.Warmup
+	measureTo := measureFrom + cfg.Measure
+	perm := s.rng.Perm(N)
+	nVanish := int(math.Round(cfg.Vanish * float64(N)))
+	nLeave := int(math.Round(cfg.Leave * float64(N)))
+	if nVanish+nLeave > N {
+		nLeave = N - nVanish
+	}
+	vanish := perm[:nVanish]
+	leaving := perm[nVanish : nVanish+nLeave]
+	leaveAt := map[int]time.Duration{}
+	for _, i := range leaving {
+		leaveAt[i] = measureFrom + time.Duration(s.rng.Float64()*float64(cfg.Measure))
+	}
+	eventAt := measureFrom + cfg.VanishAt
+
+	viewers := make([]*member, N)
+	var vmu sync.Mutex
+	for i := 0; i < N; i++ {
+		if d := joinAt[i] - time.Since(t0); d > 0 {
+			time.Sleep(d)
+		}
+		m, err := s.newMember(1+cfg.Bootstraps+i, cfg.ViewerUp, cfg.ViewerDown, boot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.lv = live.New(m.n, s.key(m.idx), cfg.Live)
+		m.rec = &recorder{watchAt: time.Now()}
+		vmu.Lock()
+		viewers[i] = m
+		vmu.Unlock()
+		opts := live.WatchOptions{Sinks: []player.Sink{m.rec}, FindTimeout: 30 * time.Second}
+		if cfg.HintSource {
+			opts.Peers = []peer.ID{src.h.ID()}
+			m.h.Peerstore().AddAddrs(src.h.ID(), src.h.Addrs(), time.Hour)
+		}
+		wg.Add(1)
+		go func(m *member) {
+			defer wg.Done()
+			st, err := m.lv.Watch(context.Background(), streamID, opts)
+			if err != nil {
+				cfg.Logf("viewer %d: %v", m.idx, err)
+				return
+			}
+			m.st.Store(st)
+		}(m)
+	}
+	cfg.Logf("%d viewers joined by %v (virtual)", N, time.Since(t0).Round(time.Millisecond))
+
+	// Scheduled leaves and the loss event.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		type ev struct {
+			at     time.Duration
+			vanish []int
+			leave  int
+		}
+		var evs []ev
+		for i, at := range leaveAt {
+			evs = append(evs, ev{at: at, leave: i})
+		}
+		if nVanish > 0 {
+			evs = append(evs, ev{at: eventAt, vanish: vanish, leave: -1})
+		}
+		sort.Slice(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+		for _, e := range evs {
+			if d := e.at - time.Since(t0); d > 0 {
+				time.Sleep(d)
+			}
+			if e.vanish != nil {
+				for _, i := range e.vanish {
+					viewers[i].gone.Store(true)
+					s.dead.Store(viewers[i].idx, true)
+				}
+				for _, i := range e.vanish {
+					go viewers[i].close()
+				}
+				continue
+			}
+			viewers[e.leave].gone.Store(true)
+			viewers[e.leave].close()
+		}
+	}()
+
+	// Byte counters at the start and end of the measured span.
+	snap := func() (srcWire int64, wire int64, srcChunks uint64, in uint64) {
+		s.mu.Lock()
+		list := slices.Clone(s.members)
+		s.mu.Unlock()
+		for _, m := range list {
+			wire += m.wireSent()
+		}
+		srcWire = src.wireSent()
+		srcChunks = bc.Stream().Stats().BytesOut
+		for _, m := range viewers {
+			if st := m.st.Load(); st != nil {
+				in += st.Stats().BytesIn
+			}
+		}
+		return
+	}
+	time.Sleep(measureFrom - time.Since(t0))
+	sw0, w0, sc0, in0 := snap()
+	time.Sleep(measureTo - time.Since(t0))
+	sw1, w1, sc1, in1 := snap()
+	// Chunks captured near the end need up to a few hundred ms to play.
+	time.Sleep(2 * time.Second)
+
+	res := s.measure(viewers, t0, measureFrom, measureTo, eventAt, nVanish)
+	span := cfg.Measure.Seconds()
+	bitrate := float64(bc.Stream().Stats().Bitrate)
+	if bitrate == 0 {
+		bitrate = float64(cfg.Bitrate)
+	}
+	res.Bitrate = bitrate
+	res.SourceUpload = float64(sw1-sw0) * 8 / span / bitrate
+	// in counts only viewers still present at the end: bytes that left with
+	// the others are missing from in1-in0, which makes efficiency and
+	// overhead slightly pessimistic in a loss scenario.
+	if d := float64(in1 - in0); d > 0 {
+		res.PeerEfficiency = 1 - float64(sc1-sc0)/d
+		res.ControlOverhead = 1 - d/float64(w1-w0)
+	}
+	chunkDur := cfg.Source.ChunkDuration
+	res.ChunkBytes = bitrate / 8 * chunkDur.Seconds()
+	hops := math.Ceil(math.Log2(float64(N + 1)))
+	perHop := cfg.Latency + time.Duration(res.ChunkBytes*8/float64(cfg.ViewerUp)*float64(time.Second))
+	res.LowerBound = chunkDur + time.Duration(hops)*perHop
+	return res
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// measure works out delay and continuity from what the players got.
+func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.Duration, nVanish int) *Result {
+	res := &Result{Config: s.cfg, MinContinuity: 1}
+	winFrom, winTo := t0.Add(from), t0.Add(to)
+	// Which chunks were captured in the span: every seq any viewer played.
+	captures := map[uint64]time.Time{}
+	for _, m := range viewers {
+		m.rec.mu.Lock()
+		for _, r := range m.rec.recs {
+			captures[r.seq] = r.capture
+		}
+		m.rec.mu.Unlock()
+	}
+	var lo, hi uint64
+	first := true
+	for seq, c := range captures {
+		if c.Before(winFrom) || !c.Before(winTo) {
+			continue
+		}
+		if first || seq < lo {
+			lo = seq
+		}
+		if first || seq > hi {
+			hi = seq
+		}
+		first = false
+	}
+	ev0, ev1 := t0.Add(eventAt), t0.Add(eventAt+3*time.Second)
+	var delays, startups []time.Duration
+	var due, got, evDue, evGot int
+	var lastMiss time.Time
+	depths := 0
+	for _, m := range viewers {
+		st := m.st.Load()
+		if st != nil {
+			res.Joined++
+			stats := st.Stats()
+			res.Switches += stats.Switches
+			if !m.gone.Load() {
+				depths += stats.Depth
+				res.MaxDepth = max(res.MaxDepth, stats.Depth)
+			}
+		}
+		m.rec.mu.Lock()
+		if !m.rec.first.IsZero() {
+			startups = append(startups, m.rec.first.Sub(m.rec.watchAt))
+		}
+		recs := slices.Clone(m.rec.recs)
+		m.rec.mu.Unlock()
+		if m.gone.Load() {
+			if nVanish > 0 {
+				res.Vanished++
+			}
+			continue
+		}
+		res.Viewers++
+		if first {
+			continue
+		}
+		played := map[uint64]bool{}
+		var mine []time.Duration
+		for _, r := range recs {
+			if r.seq < lo || r.seq > hi {
+				continue
+			}
+			played[r.seq] = true
+			d := r.at.Sub(r.capture)
+			mine = append(mine, d)
+		}
+		delays = append(delays, mine...)
+		slices.Sort(mine)
+		res.WorstViewerP99 = max(res.WorstViewerP99, quantile(mine, 0.99))
+		n := int(hi - lo + 1)
+		due += n
+		got += len(played)
+		c := float64(len(played)) / float64(n)
+		res.MinContinuity = min(res.MinContinuity, c)
+		for seq := lo; seq <= hi; seq++ {
+			cap, ok := captures[seq]
+			if !ok {
+				continue
+			}
+			inEvent := nVanish > 0 && !cap.Before(ev0) && cap.Before(ev1)
+			if inEvent {
+				evDue++
+			}
+			if played[seq] {
+				if inEvent {
+					evGot++
+				}
+			} else if nVanish > 0 && !cap.Before(ev0) && cap.After(lastMiss) {
+				lastMiss = cap
+			}
+		}
+	}
+	if res.Viewers > 0 && res.Joined > 0 {
+		res.MeanDepth = float64(depths) / float64(res.Viewers)
+	}
+	slices.Sort(delays)
+	res.DelayP50, res.DelayP95, res.DelayP99 = quantile(delays, 0.5), quantile(delays, 0.95), quantile(delays, 0.99)
+	if len(delays) > 0 {
+		res.DelayMax = delays[len(delays)-1]
+	}
+	if due > 0 {
+		res.Continuity = float64(got) / float64(due)
+	}
+	slices.Sort(startups)
+	res.StartupP50, res.StartupP95 = quantile(startups, 0.5), quantile(startups, 0.95)
+	if nVanish > 0 {
+		res.EventContinuity = 1
+		if evDue > 0 {
+			res.EventContinuity = float64(evGot) / float64(evDue)
+		}
+		if !lastMiss.IsZero() {
+			res.Recovery = lastMiss.Sub(ev0) + s.cfg.Source.ChunkDuration
+		}
+	}
+	return res
+}
+
+// Header is the table header that Row fills.
+const Header = "| viewers | delay p50 | p95 | p99 | lower bound | continuity (min) | startup p50 | p95 | source upload | peer eff. | overhead | depth mean/max | switches | event: vanished, continuity, recovery |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+
+// Row is the result as a markdown table row.
+func (r *Result) Row() string {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+	ev := "–"
+	if r.Vanished > 0 {
+		ev = fmt.Sprintf("%d, %.4f, %.1f s", r.Vanished, r.EventContinuity, r.Recovery.Seconds())
+	}
+	return fmt.Sprintf("| %d | %s | %s | %s | %s | %.4f (%.3f) | %s | %s | %.2fx | %.3f | %.3f | %.1f/%d | %d | %s |",
+		r.Viewers, ms(r.DelayP50), ms(r.DelayP95), ms(r.DelayP99), ms(r.LowerBound),
+		r.Continuity, r.MinContinuity, ms(r.StartupP50), ms(r.StartupP95),
+		r.SourceUpload, r.PeerEfficiency, r.ControlOverhead, r.MeanDepth, r.MaxDepth, r.Switches, ev)
+}

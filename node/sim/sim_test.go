@@ -1,0 +1,85 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+var (
+	fViewers   = flag.Int("viewers", 0, "TestScenario: number of viewers (0: skip the test)")
+	fSeed      = flag.Int64("seed", 1, "TestScenario: seed")
+	fBitrate   = flag.Int("bitrate", 0, "stream bit rate, bit/s (default 2 Mbit/s)")
+	fLatency   = flag.Duration("latency", 0, "one-way link latency (default 40ms)")
+	fSpread    = flag.Duration("latency-spread", 0, "extra per-link latency, uniform in [0, spread)")
+	fVUp       = flag.Int("viewer-up", 0, "viewer uplink, bit/s (default 4 Mbit/s)")
+	fSUp       = flag.Int("source-up", 0, "source uplink, bit/s (default 8 Mbit/s)")
+	fBoot      = flag.Int("bootstraps", 0, "DHT bootstrap nodes (default 2; -1: the source)")
+	fHint      = flag.Bool("hint", false, "give viewers the source as an initial candidate")
+	fJoin      = flag.Duration("join-over", 0, "joins spread over (default 4s)")
+	fWarm      = flag.Duration("warmup", 0, "settling time after the last join (default 4s)")
+	fMeasure   = flag.Duration("measure", 0, "measured span (default 10s)")
+	fVanish    = flag.Float64("vanish", 0, "share of viewers that vanish at once")
+	fLeave     = flag.Float64("leave", 0, "share of viewers that leave during the measured span")
+	fChunk     = flag.Duration("chunk", 0, "chunk duration (default 100ms)")
+	fJitter    = flag.Duration("jitter-latency", 0, "viewer jitter buffer target (default live's 500ms)")
+	fStall     = flag.Duration("stall", 0, "stall timeout (default live's 350ms)")
+	fHeartbeat = flag.Duration("heartbeat", 0, "heartbeat (default live's 100ms)")
+	fChildren  = flag.Int("children", 0, "viewer MaxChildren (default uplink/bitrate)")
+	fSrcKids   = flag.Int("source-children", 0, "source MaxChildren (default uplink/bitrate)")
+	fJoinLag   = flag.Duration("join-lag", 0, "live MaxJoinLag (default 200ms)")
+	fOut       = flag.String("out", "", "append the table row to this file")
+)
+
+func flagConfig() Config {
+	c := Config{
+		Viewers: *fViewers, Seed: *fSeed, Bitrate: *fBitrate, Latency: *fLatency, LatencySpread: *fSpread,
+		ViewerUp: *fVUp, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint,
+		JoinOver: *fJoin, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave,
+	}
+	c.Live.ChunkDuration = *fChunk
+	c.Live.Latency = *fJitter
+	c.Live.StallTimeout = *fStall
+	c.Live.Heartbeat = *fHeartbeat
+	c.Live.MaxChildren = *fChildren
+	c.Live.MaxJoinLag = *fJoinLag
+	c.Source.MaxChildren = *fSrcKids
+	c.Source.Heartbeat = *fHeartbeat
+	c.Source.StallTimeout = *fStall
+	c.Source.MaxJoinLag = *fJoinLag
+	return c
+}
+
+// TestScenario runs one scenario given by flags (scripts/sim.sh) and prints
+// its table row.
+func TestScenario(t *testing.T) {
+	if *fViewers <= 0 {
+		t.Skip("give -args -viewers N (scripts/sim.sh)")
+	}
+	cfg := flagConfig()
+	cfg.Logf = t.Logf
+	r := Run(t, cfg)
+	fmt.Println(Header)
+	fmt.Println(r.Row())
+	fmt.Printf("wall %v, joined %d/%d, bitrate %.2f Mbit/s, chunk %.1f KB\n", r.Wall.Round(time.Second), r.Joined, r.Config.Viewers, r.Bitrate/1e6, r.ChunkBytes/1e3)
+	if *fOut != "" {
+		f, err := os.OpenFile(*fOut, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(f, r.Row())
+		f.Close()
+	}
+}
+
+// TestTiny is the smallest swarm: a source and four viewers.
+func TestTiny(t *testing.T) {
+	r := Run(t, Config{Viewers: 4, Seed: 1, Logf: t.Logf, JoinOver: time.Second, Warmup: 3 * time.Second, Measure: 5 * time.Second})
+	t.Log("\n" + Header + "\n" + r.Row())
+	t.Logf("wall %v", r.Wall)
+	if r.Joined != 4 {
+		t.Fatalf("joined %d of 4", r.Joined)
+	}
+}
