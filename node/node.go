@@ -86,6 +86,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
+	log = log.With("self", shortID(h.ID()))
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		host:      h,
@@ -388,4 +389,13 @@ func (n *Node) Status() Status {
 		Peers:        len(n.host.Network().Peers()),
 		RoutingTable: n.dht.RoutingTable().Size(),
 	}
+}
+
+// shortID is the tail of a peer ID, enough to tell nodes apart in logs.
+func shortID(p peer.ID) string {
+	s := p.String()
+	if len(s) > 8 {
+		return s[len(s)-8:]
+	}
+	return s
 }

@@ -16,11 +16,14 @@ import (
 	"github.com/hivecast/hivecast/node/live"
 	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/player/sample"
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger {
+	if os.Getenv("HIVECAST_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 func startDaemon(t *testing.T, maxChildren int, bootstrap ...string) *daemon.Daemon {
 	t.Helper()
@@ -100,13 +103,18 @@ func broadcast(t *testing.T, d *daemon.Daemon, name string) (*live.Source, <-cha
 	return src, done
 }
 
-func watch(t *testing.T, d *daemon.Daemon, src *live.Source, out string) *live.Stream {
+func mustFileSink(t *testing.T, out string) []player.Sink {
 	t.Helper()
 	f, err := player.CreateFileSink(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := d.Live().Watch(context.Background(), src.Stream().ID(), live.WatchOptions{Sinks: []player.Sink{f}, FindTimeout: 15 * time.Second})
+	return []player.Sink{f}
+}
+
+func watch(t *testing.T, d *daemon.Daemon, src *live.Source, out string) *live.Stream {
+	t.Helper()
+	st, err := d.Live().Watch(context.Background(), src.Stream().ID(), live.WatchOptions{Sinks: mustFileSink(t, out), FindTimeout: 15 * time.Second})
 	if err != nil {
 		t.Fatalf("watch: %v", err)
 	}
@@ -222,7 +230,3 @@ func TestLiveParentKilled(t *testing.T) {
 		t.Errorf("output does not decode cleanly: %s", e)
 	}
 }
-
-var _ = network.Connected
-var _ = peer.ID("")
-var _ = os.Remove

@@ -181,6 +181,7 @@ func (st *Stream) feed() {
 			}
 			continue
 		}
+		st.svc.log.Debug("subscribing", "stream", st.id.String(), "parent", p.String())
 		err := st.subscribe(p)
 		st.mu.Lock()
 		if st.parent == p {
@@ -258,7 +259,9 @@ func (st *Stream) subscribe(p peer.ID) error {
 					lastChunk = cfg.Now()
 				}
 				st.mu.Lock()
-				behind := st.parentAhead()
+				// Before our first chunk the parent may be waiting for the next
+				// start point; heartbeats alone keep it then.
+				behind := st.have && st.parentAhead()
 				st.mu.Unlock()
 				if behind && cfg.Now().Sub(lastChunk) > cfg.StallTimeout {
 					close(stalled)
