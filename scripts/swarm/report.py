@@ -155,7 +155,7 @@ def cmd_relays(k, sdir, names):
     by = "children" if any(s[0] > 0 for s in scored) else "bytes_out"
     chosen = [s[2] for s in scored[:k]]
     print(" ".join(chosen))
-    print(f"relays picked by {by}: " + ", ".join(f"{s[2]}(children={s[0] if s[0] >= 0 else '-'}, up={human(s[1])})" for s in scored[:k]),
+    print(f"relays picked by {by}: " + ", ".join(f"{s[2]}(children={int(s[0]) if s[0] >= 0 else '-'}, up={human(s[1])})" for s in scored[:k]),
           file=sys.stderr)
 
 
@@ -257,10 +257,13 @@ def cmd_live(roles_path, sdir):
             verdict = "FAIL" if bad else "ok"
             if bad:
                 fails.append(f"{n} ({roles[n]}): " + "; ".join(bad))
-        out.append([n, roles[n], fmt(p50), fmt(p95), fmt(cont, "{:.4f}"), fmt(pick(s, "startup_ms")),
-                    fmt(stalls), human(up), human(down), fmt(pick(s, "children")), verdict])
+        out.append([n, roles[n], fmt(p50), fmt(p95), fmt(pick(s, "delay_ms.p99")), fmt(cont, "{:.4f}"),
+                    fmt(pick(s, "startup_ms")), fmt(stalls), fmt(pick(s, "missed")), fmt(pick(s, "parent_switches")),
+                    human(up), human(down), fmt(pick(s, "children")), verdict])
     print(f"live mode: per viewer, at the end of the run (gates: continuity >= {MIN_CONTINUITY}, p95 <= {MAX_P95_MS:.0f} ms, survivors only)")
-    table(["viewer", "role", "p50 ms", "p95 ms", "continuity", "startup ms", "stalls", "up", "down", "children", "gate"], out)
+    print("  killed viewers' figures are those of their session after the restart; up/down are the stream's bytes")
+    table(["viewer", "role", "p50 ms", "p95 ms", "p99 ms", "continuity", "startup ms", "stalls", "missed", "switches",
+           "up", "down", "children", "gate"], out)
     bc = last(sdir, "broadcaster") or {}
     print(f"broadcaster: up {human(pick(bc, 'bytes_out'))} (source load), down {human(pick(bc, 'bytes_in'))}")
     return checks, fails
