@@ -31,6 +31,7 @@ if [ -n "$bad" ]; then echo "gofmt needed on:"; echo "$bad"; exit 1; fi
 echo "== go vet"
 go vet ./...
 go vet -tags vlc ./player/...
+CGO_ENABLED=0 go vet ./...
 
 echo "== static build (CGO_ENABLED=0)"
 CGO_ENABLED=0 go build -o /dev/null ./cmd/hivecast
@@ -38,5 +39,7 @@ CGO_ENABLED=0 go build -o /dev/null ./cmd/hivecast
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== go test -tags vlc (libVLC player, headless)"
+echo "== go test -tags vlc (libVLC player, headless: the player, a shared file and a live stream from peers)"
+go vet -tags vlc ./cmd/... ./node/live/ ./node/vod/
 go test -race -count=1 -tags vlc -timeout 10m ./player/...
+go test -count=1 -tags vlc -timeout 10m -run VLC ./node/live/ ./node/vod/
