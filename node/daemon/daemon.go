@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hivecast/hivecast/node"
@@ -33,6 +34,7 @@ const MDNSService = "hivecast"
 
 // Daemon is a running daemon: node, host, API listener and data dir.
 type Daemon struct {
+	mu      sync.Mutex // guards the service pointers against teardown (metrics)
 	opts    Options
 	log     *slog.Logger
 	lock    *dirLock
@@ -116,6 +118,7 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 			d.mdns = nil
 		}
 	}
+	reg.MustRegister(newCollector(d))
 	d.api = api.NewServer(d.node, reg)
 	d.vod.Routes(d.api)
 	d.live.Routes(d.api)
@@ -243,21 +246,26 @@ func (d *Daemon) teardown() error {
 		errs = append(errs, d.mdns.Close())
 		d.mdns = nil
 	}
-	if d.live != nil {
-		errs = append(errs, d.live.Close())
-		d.live = nil
+	d.mu.Lock()
+	lv, vd := d.live, d.vod
+	d.live, d.vod = nil, nil
+	d.mu.Unlock()
+	if lv != nil {
+		errs = append(errs, lv.Close())
 	}
-	if d.vod != nil {
-		errs = append(errs, d.vod.Close())
-		d.vod = nil
+	if vd != nil {
+		errs = append(errs, vd.Close())
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 		d.store = nil
 	}
-	if d.node != nil {
-		errs = append(errs, d.node.Close())
-		d.node = nil
+	d.mu.Lock()
+	nd := d.node
+	d.node = nil
+	d.mu.Unlock()
+	if nd != nil {
+		errs = append(errs, nd.Close())
 	}
 	if d.host != nil {
 		errs = append(errs, d.host.Close())

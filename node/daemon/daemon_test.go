@@ -81,6 +81,7 @@ func leakOpts() []goleak.Option {
 		// Process-wide singletons started by libraries on first use, not per node.
 		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreTopFunction("github.com/libp2p/go-flow-metrics.(*sweeper).runActive"),
 		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
@@ -237,8 +238,9 @@ func TestMetricsServed(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	http.DefaultClient.CloseIdleConnections()
-	if resp.StatusCode != 200 || !contains(string(b), "libp2p_") {
-		t.Fatalf("metrics: status %d, libp2p metrics present: %v", resp.StatusCode, contains(string(b), "libp2p_"))
+	if resp.StatusCode != 200 || !contains(string(b), "libp2p_") || !contains(string(b), "hivecast_peers ") {
+		t.Fatalf("metrics: status %d, libp2p metrics present: %v, hivecast metrics present: %v", resp.StatusCode,
+			contains(string(b), "libp2p_"), contains(string(b), "hivecast_peers "))
 	}
 }
 
