@@ -93,13 +93,16 @@ type Config struct {
 
 	// Live is the live.Config of every viewer, Source that of the source
 	// (zero fields: live's defaults). If MaxChildren is 0 it is set to
-	// uplink / bitrate (rounded down, at least 1). UploadRate stays 0 (the
-	// simulated link is the cap) unless set.
+	// uplink / (1.1 × bitrate), rounded down, at least 1; UploadRate to the
+	// uplink (it only sizes the number of children: the simulated link is
+	// the cap, Upload stays nil).
 	Live   live.Config
 	Source live.Config
 
-	// Logf, if set, receives progress lines.
-	Logf func(format string, args ...any)
+	// Logf, if set, receives progress lines; Verbose adds a line for every
+	// viewer below 0.99 continuity.
+	Logf    func(format string, args ...any)
+	Verbose bool
 }
 
 func (c *Config) defaults() {
@@ -150,11 +153,21 @@ func (c *Config) defaults() {
 	if c.Source.ChunkDuration <= 0 {
 		c.Source.ChunkDuration = c.Live.ChunkDuration
 	}
+	// live takes children while their share of UploadRate stays above
+	// the measured bit rate + 10 %; until the source has measured it (2 s)
+	// and for viewers that subscribed before then, only MaxChildren applies,
+	// so it gets the same bound here.
 	if c.Live.MaxChildren <= 0 {
-		c.Live.MaxChildren = max(1, c.ViewerUp/c.Bitrate)
+		c.Live.MaxChildren = max(1, int(float64(c.ViewerUp)/float64(c.Bitrate)/1.1))
 	}
 	if c.Source.MaxChildren <= 0 {
-		c.Source.MaxChildren = max(1, c.SourceUp/c.Bitrate)
+		c.Source.MaxChildren = max(1, int(float64(c.SourceUp)/float64(c.Bitrate)/1.1))
+	}
+	if c.Live.UploadRate == 0 {
+		c.Live.UploadRate = float64(c.ViewerUp) / 8
+	}
+	if c.Source.UploadRate == 0 {
+		c.Source.UploadRate = float64(c.SourceUp) / 8
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
@@ -691,6 +704,14 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 		got += len(played)
 		c := float64(len(played)) / float64(n)
 		res.MinContinuity = min(res.MinContinuity, c)
+		if s.cfg.Verbose && (c < 0.99 || quantile(mine, 0.99) > time.Hour) {
+			var stats live.Stats
+			if st != nil {
+				stats = st.Stats()
+			}
+			s.cfg.Logf("viewer %d: continuity %.3f (%d/%d) p50 %v p99 %v depth %d switches %d stalls %d dup %d children %d",
+				m.idx, c, len(played), n, quantile(mine, 0.5), quantile(mine, 0.99), stats.Depth, stats.Switches, stats.Stalls, stats.DupIn, stats.Children)
+		}
 		for seq := lo; seq <= hi; seq++ {
 			cap, ok := captures[seq]
 			if !ok {

@@ -30,13 +30,14 @@ var (
 	fChildren  = flag.Int("children", 0, "viewer MaxChildren (default uplink/bitrate)")
 	fSrcKids   = flag.Int("source-children", 0, "source MaxChildren (default uplink/bitrate)")
 	fJoinLag   = flag.Duration("join-lag", 0, "live MaxJoinLag (default 200ms)")
+	fVerbose   = flag.Bool("verbose", false, "log every viewer below 0.99 continuity")
 	fOut       = flag.String("out", "", "append the table row to this file")
 )
 
 func flagConfig() Config {
 	c := Config{
 		Viewers: *fViewers, Seed: *fSeed, Bitrate: *fBitrate, Latency: *fLatency, LatencySpread: *fSpread,
-		ViewerUp: *fVUp, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint,
+		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint,
 		JoinOver: *fJoin, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave,
 	}
 	c.Live.ChunkDuration = *fChunk
@@ -81,5 +82,43 @@ func TestTiny(t *testing.T) {
 	t.Logf("wall %v", r.Wall)
 	if r.Joined != 4 {
 		t.Fatalf("joined %d of 4", r.Joined)
+	}
+}
+
+// TestSmallSwarm is the CI scenario: 12 and then 24 viewers on the
+// default links of issue 5 except the viewers' uplink, 6 Mbit/s instead of 4
+// (with 4 Mbit/s a 2 Mbit/s stream leaves a single-parent tree the choice
+// between one child per viewer, a chain, and two, a saturated uplink;
+// docs/benchmarks.md). It asserts continuity, a delay bound and that the
+// source's upload does not grow when the audience doubles.
+func TestSmallSwarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	var up [2]float64
+	for i, n := range []int{12, 24} {
+		r := Run(t, Config{
+			Viewers: n, Seed: 7, ViewerUp: 6_000_000,
+			JoinOver: 3 * time.Second, Warmup: 4 * time.Second, Measure: 8 * time.Second,
+			Logf: t.Logf, Verbose: true,
+		})
+		t.Logf("\n%s\n%s\nwall %v", Header, r.Row(), r.Wall.Round(time.Millisecond))
+		if r.Joined != n || r.Viewers != n {
+			t.Errorf("%d viewers: %d joined, %d measured", n, r.Joined, r.Viewers)
+		}
+		if r.Continuity < 0.99 {
+			t.Errorf("%d viewers: continuity %.4f < 0.99", n, r.Continuity)
+		}
+		// 500 ms jitter buffer + a few hops of 40 ms and 50 ms per chunk.
+		if r.DelayP99 > 1500*time.Millisecond {
+			t.Errorf("%d viewers: delay p99 %v > 1.5 s", n, r.DelayP99)
+		}
+		if r.PeerEfficiency < 0.6 {
+			t.Errorf("%d viewers: peer efficiency %.3f < 0.6", n, r.PeerEfficiency)
+		}
+		up[i] = r.SourceUpload
+	}
+	if up[1] > up[0]*1.15 || up[1] > 4.2 {
+		t.Errorf("source upload grew with the audience: %.2fx bitrate at 12 viewers, %.2fx at 24", up[0], up[1])
 	}
 }
