@@ -91,6 +91,7 @@ teardown() {
 	say "tearing the swarm down"
 	dc down -v --remove-orphans -t 2 >"$WORK/logs/down.log" 2>&1 || cat "$WORK/logs/down.log"
 	for p in "${BGPIDS[@]}"; do wait "$p" 2>/dev/null; done
+	docker image prune -f --filter label=org.hivecast.swarm=1 >/dev/null 2>&1 # earlier builds' layers
 	if [ "$rc" = 0 ] && [ "$FAIL" = 0 ] && [ "${KEEP:-0}" != 1 ]; then
 		rm -rf "$WORK"
 	else
@@ -290,6 +291,7 @@ mean_percent() { # id short... : mean download percent of id over the viewers
 }
 
 # ---------------------------------------------------------------- start the swarm
+dc down -v --remove-orphans -t 1 >/dev/null 2>&1 # leftovers of an interrupted run
 say "starting the bootstrap node"
 dc up -d boot >"$WORK/logs/up-boot.log" 2>&1 || { cat "$WORK/logs/up-boot.log"; die "compose up boot failed"; }
 BOOT=$(cname boot)
