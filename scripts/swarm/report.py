@@ -12,6 +12,7 @@ Usage:
   report.py peers-exclude FILE ID...          exit 0 if no peer in FILE (peers --json) has one of the IDs
   report.py bytes-from FILE CONTENT PEER      bytes of CONTENT that FILE's status says came from PEER
   report.py playing FILE                      exit 0 if FILE's status shows a live stream being played
+  report.py pick-partition SAMPLES NAME...    a viewer whose stream parent is BC_ID (env), else the first
   report.py relays K SAMPLES NAME...          the K viewers others relay through most (children, else bytes_out)
   report.py file RESULTS SAMPLES              file mode: table and gates (RESULTS: see test.sh)
   report.py live ROLES SAMPLES                live mode: table and gates (ROLES: "name role" lines)
@@ -279,6 +280,14 @@ def main():
         cmd_get(a[1], a[2])
     elif c == "peers-exclude":
         cmd_peers_exclude(a[1], a[2:])
+    elif c == "pick-partition":
+        # a viewer fed straight by the broadcaster (stream parent == BC_ID), else the first
+        names = a[2:]
+        for n in names:
+            if any(s.get("parent") == BC_ID for s in streams(last(a[1], n) or {})):
+                print(n)
+                return
+        print(names[0] if names else "")
     elif c == "bytes-from":
         d = load(a[1]) or {}
         print(int(sum(num(p.get("bytes")) or 0 for f in d.get("files") or [] if f.get("id") == a[2]

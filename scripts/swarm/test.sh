@@ -99,6 +99,8 @@ teardown() {
 	fi
 	say "done in $(($(date +%s) - T0)) s"
 	[ "$rc" = 0 ] && [ "$FAIL" != 0 ] && rc=1
+	[ "$rc" != 0 ] && [ "$FAIL" = 0 ] && FAIL=1 # stopped by an error: count it
+	echo "swarm: $PASS passed, $FAIL failed"
 	exit "$rc"
 }
 trap teardown EXIT
@@ -346,7 +348,9 @@ kill_relays() { # picks the top relays, kills them; sets KILLED
 		docker kill "${NODE[$s]}" >/dev/null || bad "docker kill ${NODE[$s]}"
 	done
 	say "killed ${KILLED[*]}"
-	for s in "${VS[@]}"; do [ "${ROLE[$s]}" = viewer ] && { P=$s; break; }; done
+	# The viewer to partition: a survivor fed straight by the broadcaster if there is one,
+	# so that the partition forces it onto other viewers.
+	P=$(BC_ID=$BC_ID python3 "$HERE/report.py" pick-partition "$WORK/samples" $(survivors))
 }
 restart_killed() {
 	for s in "${KILLED[@]}"; do
@@ -532,4 +536,4 @@ PASS=$((PASS + rp))
 FAIL=$((FAIL + rf))
 echo
 for f in "${FAILS[@]}"; do echo "FAIL $f"; done
-echo "swarm ($MODE mode, $VIEWERS viewers, $(($(date +%s) - T0)) s): $PASS passed, $FAIL failed"
+echo "swarm $MODE mode, $VIEWERS viewers, $(($(date +%s) - T0)) s: $PASS checks passed, $FAIL failed"
