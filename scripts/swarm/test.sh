@@ -123,7 +123,8 @@ DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" -f "$HERE/Dockerfile" "$WORK/ctx" 
 	{ cat "$WORK/logs/build.log"; die "docker build failed"; }
 
 HAVE_LIVE=0
-"$BIN" help 2>&1 | grep -qE '^[[:space:]]+broadcast[[:space:]]' && HAVE_LIVE=1
+HELP=$("$BIN" help 2>&1) # captured first: grep -q in a pipe would SIGPIPE it under pipefail
+grep -qE '^[[:space:]]+broadcast[[:space:]]' <<<"$HELP" && HAVE_LIVE=1
 case "$MODE" in
 auto) if [ $HAVE_LIVE = 1 ]; then MODE=live; else MODE=file; fi ;;
 live) [ $HAVE_LIVE = 1 ] || die "MODE=live but this hivecast has no 'broadcast' command (hivecast help)" ;;
@@ -136,7 +137,7 @@ say "mode: $MODE ($VIEWERS viewers; live broadcast command present: $([ $HAVE_LI
 cname() { # service [number] -> container name
 	docker ps -a --filter "label=com.docker.compose.project=$PROJECT" \
 		--filter "label=com.docker.compose.service=$1" \
-		${2:+--filter "label=com.docker.compose.container-number=$2"} --format '{{.Names}}' | head -1
+		${2:+--filter "label=com.docker.compose.container-number=$2"} --format '{{.Names}}' | sed -n 1p
 }
 pid_of() { docker inspect -f '{{.State.Pid}}' "$1"; }
 ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
@@ -300,7 +301,7 @@ BOOT=$(cname boot)
 prep "$BOOT" "" || die "cannot prepare $BOOT's network namespace"
 BOOT_ID=
 for _ in $(seq 30); do
-	BOOT_ID=$(hc "$BOOT" id 2>/dev/null | head -1) && [ -n "$BOOT_ID" ] && break
+	BOOT_ID=$(hc "$BOOT" id 2>/dev/null | sed -n 1p) && [ -n "$BOOT_ID" ] && break
 	sleep 0.5
 done
 [ -n "$BOOT_ID" ] || die "bootstrap node did not come up: $(docker logs --tail 5 "$BOOT" 2>&1)"
@@ -330,7 +331,7 @@ say "link caps: broadcaster ${SOURCE_RATE:-none}, viewers ${VIEWER_RATE:-none} (
 	"delay/loss: ${LINK_DELAY:-none}/${LINK_LOSS:-none}$([ "$NETEM_OK" = no ] && echo ' (netem unavailable: not applied)')"
 if wait_joined 60 "${NODE[@]}"; then ok "all $((VIEWERS + 2)) nodes up and joined (peers >= 1)"; else die "swarm did not join"; fi
 BC=${NODE[broadcaster]}
-BC_ID=$(hc "$BC" id | head -1)
+BC_ID=$(hc "$BC" id | sed -n 1p)
 ( sampler ) &
 SAMPLER=$!
 
@@ -445,7 +446,7 @@ file_mode() {
 check_boot_back() {
 	local id p
 	for _ in $(seq 20); do
-		id=$(hc "$BOOT" id 2>/dev/null | head -1) && [ -n "$id" ] && break
+		id=$(hc "$BOOT" id 2>/dev/null | sed -n 1p) && [ -n "$id" ] && break
 		sleep 0.5
 	done
 	if [ "$id" = "$BOOT_ID" ]; then ok "bootstrap node back with the same peer ID"; else bad "bootstrap node back as '$id', was $BOOT_ID"; fi
