@@ -110,7 +110,7 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 	}
 	upLim := bwlimit.New(up)
 	d.live = live.New(d.node, key, live.Config{MaxChildren: opts.MaxChildren, Upload: upLim, UploadRate: up, Latency: opts.Latency})
-	d.vod = vod.New(d.node, d.store, vod.Config{Upload: upLim, Download: bwlimit.New(down), Live: d.live})
+	d.vod = vod.New(d.node, d.store, vod.Config{Upload: upLim, Download: bwlimit.New(down), Live: d.live, LivePeers: d.live.PexPeers})
 	if !opts.NoMDNS {
 		d.mdns = mdns.NewMdnsService(d.host, MDNSService, &mdnsNotifee{n: d.node, log: log})
 		if err := d.mdns.Start(); err != nil {

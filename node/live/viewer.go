@@ -11,6 +11,7 @@ import (
 	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/protocol/live"
 	"github.com/hivecast/hivecast/protocol/manifest"
+	"github.com/hivecast/hivecast/protocol/pex"
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/ipfs/go-cid"
@@ -421,22 +422,30 @@ func (st *Stream) ban(p peer.ID, why error) {
 	st.mu.Unlock()
 }
 
-// discover finds candidates in the DHT: at once, then every 10 s while we
-// know few.
+// discover keeps the viewer's list of candidate parents full. The DHT
+// answers "who has this stream" when the viewer joins and whenever it knows
+// fewer than minCandidates; otherwise peers learn peers from each other (peer
+// exchange with the parent every pexInterval), which keeps the DHT off the
+// hot path once the viewer is in the swarm.
 func (st *Stream) discover() {
 	defer st.wg.Done()
+	const (
+		minCandidates = 4
+		pexInterval   = 5 * time.Second
+	)
 	d := st.svc.n.DHT()
-	last := time.Time{}
+	var lastDHT, lastPex time.Time
 	for {
 		st.mu.Lock()
 		n := len(st.cands)
+		parent := st.parent
 		st.mu.Unlock()
 		interval := 10 * time.Second
 		if n == 0 {
 			interval = time.Second
 		}
-		if time.Since(last) >= interval && d.RoutingTable().Size() > 0 {
-			last = time.Now()
+		if n < minCandidates && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
+			lastDHT = time.Now()
 			ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
 			for ai := range d.FindProvidersAsync(ctx, st.id, 20) {
 				st.svc.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
@@ -444,12 +453,88 @@ func (st *Stream) discover() {
 			}
 			cancel()
 		}
+		if parent != "" && time.Since(lastPex) >= pexInterval {
+			lastPex = time.Now()
+			st.exchange(parent)
+		}
 		select {
 		case <-st.ctx.Done():
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// exchange asks p for other peers of the stream (/hivecast/pex/1.0.0).
+func (st *Stream) exchange(p peer.ID) {
+	ctx, cancel := context.WithTimeout(st.ctx, 2*time.Second)
+	defer cancel()
+	ns, err := st.svc.h.NewStream(ctx, p, pex.ID)
+	if err != nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { ns.Reset() })
+	defer stop()
+	recs, err := pex.Request(ns, st.id, 32)
+	if err != nil {
+		ns.Reset()
+		return
+	}
+	ns.Close()
+	for _, rec := range recs {
+		id, err := peer.IDFromBytes(rec.Id)
+		if err != nil || id == st.svc.h.ID() {
+			continue
+		}
+		for _, b := range rec.Addrs {
+			if a, err := ma.NewMultiaddrBytes(b); err == nil {
+				st.svc.h.Peerstore().AddAddr(id, a, time.Hour)
+			}
+		}
+		st.addCandidate(id, -1, -1)
+	}
+}
+
+// PexPeers answers peer exchange for a live stream this node takes part in:
+// its parent, its children and the candidates it knows, with addresses.
+func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
+	st := s.Stream(id)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	var ids []peer.ID
+	if st.parent != "" {
+		ids = append(ids, st.parent)
+	}
+	for p := range st.children {
+		ids = append(ids, p)
+	}
+	var cands []peer.ID
+	for p, c := range st.cands {
+		if c.fails == 0 {
+			cands = append(cands, p)
+		}
+	}
+	st.mu.Unlock()
+	sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
+	ids = append(ids, cands...)
+	seen := map[peer.ID]bool{}
+	var out []*pb.PeerRecord
+	for _, p := range ids {
+		if seen[p] || len(out) >= max {
+			continue
+		}
+		seen[p] = true
+		rec := &pb.PeerRecord{Id: []byte(p)}
+		for _, a := range s.h.Peerstore().Addrs(p) {
+			if len(rec.Addrs) < wire.MaxPexAddrs && len(a.Bytes()) <= wire.MaxAddrLen {
+				rec.Addrs = append(rec.Addrs, a.Bytes())
+			}
+		}
+		out = append(out, rec)
+	}
+	return out
 }
 
 // provide announces in the DHT that this node has the stream, so that

@@ -57,6 +57,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Live serves GET /stream/{id} for live stream IDs (the live service).
 	Live http.Handler
+	// LivePeers answers peer exchange for live stream IDs.
+	LivePeers func(id cid.Cid, max int) []*pb.PeerRecord
 }
 
 // Service is the on-demand video service of one node.
@@ -298,6 +300,9 @@ func (s *Service) UploadedBytes() int64 {
 // Peers implements pex.Source: peers known to hold or fetch content, with
 // their addresses.
 func (s *Service) Peers(content cid.Cid, max int) []*pb.PeerRecord {
+	if content.Prefix().Codec == manifest.CodecLive && s.cfg.LivePeers != nil {
+		return s.cfg.LivePeers(content, max)
+	}
 	s.mu.Lock()
 	var ids []peer.ID
 	for p := range s.known[content] {

@@ -332,6 +332,7 @@ func (ss *Session) run(first []peer.ID) {
 			ss.updateStats(sc, now, &lastDown, &lastTick)
 			ss.svc.log.Info("download complete", "id", ss.id.String(), "name", ss.m.Name(), "seconds", time.Since(ss.started).Seconds())
 			ss.svc.poke()
+			ss.lingerComplete(tick.C)
 			return
 		}
 		for _, r := range sc.Next(now) {
@@ -417,6 +418,31 @@ func (ss *Session) refetch(sc *sched.Scheduler, i int) {
 	for j := i; j < min(i+noStoreWindow/2, ss.m.NumChunks()); j++ {
 		if sc.Has(j) && !ss.vod.Has(j) {
 			sc.Forget(j)
+		}
+	}
+}
+
+// lingerComplete keeps a finished session open while players read it, and
+// ends it IdleTimeout after the last reader left, which unpins its cache
+// entry so that the cache can evict it under --cache-size. The cache keeps
+// serving (and announcing) it as long as it stays.
+func (ss *Session) lingerComplete(tick <-chan time.Time) {
+	var idleSince time.Time
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case <-tick:
+		}
+		if len(ss.vod.Playheads()) > 0 {
+			idleSince = time.Time{}
+			continue
+		}
+		if idleSince.IsZero() {
+			idleSince = time.Now()
+		} else if time.Since(idleSince) > ss.svc.cfg.IdleTimeout {
+			go ss.Close() // Close waits for this goroutine to return
+			return
 		}
 	}
 }
