@@ -15,6 +15,7 @@ import (
 	"github.com/hivecast/hivecast/node/api"
 	"github.com/hivecast/hivecast/node/live"
 	"github.com/hivecast/hivecast/player/sample"
+	plive "github.com/hivecast/hivecast/protocol/live"
 )
 
 func init() {
@@ -27,7 +28,7 @@ func runBroadcast(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cf := addClientFlags(fs)
 	name := fs.String("name", "live", "stream name; with the node's key it determines the stream ID")
 	realtime := fs.Bool("realtime", false, "pace a recorded file at its own rate (from its PCR) so it acts as a live source")
-	loop := fs.Bool("loop", false, "repeat the file (implies a file, not stdin)")
+	loop := fs.Bool("loop", false, "repeat the file as one continuous stream (timestamps continue across passes)")
 	useSample := fs.Bool("sample", false, "broadcast the sample clip built into hivecast (implies --realtime)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -41,7 +42,12 @@ func runBroadcast(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	switch {
 	case *useSample:
 		*realtime = true
-		src = &loopReader{open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(sample.TS)), nil }, loop: *loop}
+		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(sample.TS)), nil }
+		if *loop {
+			src = plive.NewLooper(open)
+		} else {
+			src = bytes.NewReader(sample.TS)
+		}
 	case len(pos) == 0 || pos[0] == "-":
 		if *loop {
 			return errors.New("--loop needs a file, not stdin")
@@ -57,8 +63,13 @@ func runBroadcast(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			f.Close()
 			return fmt.Errorf("%s is a directory", path)
 		}
-		f.Close()
-		src = &loopReader{open: func() (io.ReadCloser, error) { return os.Open(path) }, loop: *loop}
+		if *loop {
+			f.Close()
+			src = plive.NewLooper(func() (io.ReadCloser, error) { return os.Open(path) })
+		} else {
+			defer f.Close()
+			src = f
+		}
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -99,38 +110,6 @@ func runBroadcast(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("broadcast: %s", resp.Status)
 	}
 	return nil
-}
-
-// loopReader reads a file, reopening it at EOF when loop is set.
-type loopReader struct {
-	open func() (io.ReadCloser, error)
-	loop bool
-	cur  io.ReadCloser
-}
-
-func (l *loopReader) Read(p []byte) (int, error) {
-	for {
-		if l.cur == nil {
-			f, err := l.open()
-			if err != nil {
-				return 0, err
-			}
-			l.cur = f
-		}
-		n, err := l.cur.Read(p)
-		if err == io.EOF {
-			l.cur.Close()
-			l.cur = nil
-			if !l.loop {
-				return n, io.EOF
-			}
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
 }
 
 type liveOpts struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/hivecast/hivecast/node/daemon"
 	"github.com/hivecast/hivecast/node/live"
 	"github.com/hivecast/hivecast/player/sample"
+	plive "github.com/hivecast/hivecast/protocol/live"
 )
 
 // Options configure a demo swarm.
@@ -97,7 +98,7 @@ func Start(ctx context.Context, o Options) (_ *Swarm, err error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		r := &loop{data: sample.TS}
+		r := plive.NewLooper(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(sample.TS)), nil })
 		err := s.Stream.Ingest(bctx, r, live.IngestOptions{Realtime: true})
 		if err != nil && !errors.Is(err, context.Canceled) {
 			s.mu.Lock()
@@ -158,17 +159,4 @@ func (s *Swarm) Close() {
 	for _, d := range s.dirs {
 		os.RemoveAll(d)
 	}
-}
-
-// loop repeats data forever.
-type loop struct {
-	data []byte
-	r    *bytes.Reader
-}
-
-func (l *loop) Read(p []byte) (int, error) {
-	if l.r == nil || l.r.Len() == 0 {
-		l.r = bytes.NewReader(l.data)
-	}
-	return l.r.Read(p)
 }
