@@ -15,6 +15,7 @@ import (
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -142,6 +143,15 @@ func (st *Stream) pick(now time.Time) (peer.ID, bool) {
 			score += 64
 		}
 		score += c.fails * 8
+		if now.Sub(c.probedAt) > 3*time.Second {
+			score += 8 // not known to be alive lately
+		}
+		if st.svc.h.Network().Connectedness(id) != network.Connected {
+			// A peer we have no connection to may be gone (a killed host
+			// does not close its connections); try live ones first, since
+			// a dial to a dead address costs the dial timeout.
+			score += 16
+		}
 		list = append(list, scored{id, score})
 	}
 	if len(list) == 0 {
@@ -221,7 +231,10 @@ func (st *Stream) subscribe(p peer.ID) error {
 		st.move = nil
 		st.mu.Unlock()
 	}()
-	octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
+	// Opening a stream on a live connection is immediate; dialling a peer
+	// on a LAN takes milliseconds. Give up quickly: the jitter buffer has
+	// only a few hundred milliseconds to spare after a parent is lost.
+	octx, ocancel := context.WithTimeout(ctx, time.Second)
 	ns, err := st.svc.h.NewStream(octx, p, ID)
 	ocancel()
 	if err != nil {
@@ -246,7 +259,7 @@ func (st *Stream) subscribe(p peer.ID) error {
 	lastMsg := make(chan bool, 64) // true: a new chunk
 	stalled := make(chan struct{})
 	go func() {
-		first := 3 * time.Second // the first answer may include connection setup
+		first := time.Second // the first answer comes at once from a live parent
 		t := time.NewTimer(first)
 		defer t.Stop()
 		lastChunk := cfg.Now()
@@ -616,6 +629,12 @@ func (st *Stream) probe(p peer.ID) {
 		return
 	}
 	r := wire.NewReader(ns)
+	answered := false
+	defer func() {
+		if !answered {
+			st.noteProbeFail(p)
+		}
+	}()
 	for {
 		m, err := live.ReadMessage(r)
 		if err != nil {
@@ -626,8 +645,10 @@ func (st *Stream) probe(p peer.ID) {
 		}
 		switch x := m.Msg.(type) {
 		case *pb.LiveMessage_Status:
+			answered = true
 			st.mu.Lock()
 			if c := st.cands[p]; c != nil {
+				c.fails = 0
 				c.depth = int(x.Status.Depth)
 				c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
 				if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
@@ -695,20 +716,71 @@ func (st *Stream) probeUnknown(n int) {
 	wg.Wait()
 }
 
+// probeStandbys probes the n best candidates other than the parent.
+func (st *Stream) probeStandbys(n int) {
+	st.mu.Lock()
+	parent := st.parent
+	type cand struct {
+		id    peer.ID
+		score int
+	}
+	var list []cand
+	for id, c := range st.cands {
+		if _, isChild := st.children[id]; isChild || id == parent {
+			continue
+		}
+		d := c.depth
+		if d < 0 {
+			d = 32
+		}
+		sc := d*4 + c.fails*8
+		if c.spare == 0 {
+			sc += 64
+		}
+		list = append(list, cand{id, sc})
+	}
+	st.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].score != list[j].score {
+			return list[i].score < list[j].score
+		}
+		return list[i].id < list[j].id
+	})
+	if len(list) > n {
+		list = list[:n]
+	}
+	var wg sync.WaitGroup
+	for _, c := range list {
+		wg.Add(1)
+		go func(id peer.ID) {
+			defer wg.Done()
+			st.probe(id)
+		}(c.id)
+	}
+	wg.Wait()
+}
+
 // optimize moves the viewer up the tree: every few seconds it probes a few
 // candidates and, if one with room is at least two hops closer to the source
 // than its parent, switches to it (resuming at the next chunk, so nothing is
 // lost). Hysteresis keeps the tree from churning.
 func (st *Stream) optimize() {
 	defer st.wg.Done()
-	t := time.NewTicker(3 * time.Second)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastMove := time.Time{}
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-st.ctx.Done():
 			return
 		case <-t.C:
+		}
+		// Keep the best two standby parents known to be alive, so that a
+		// failover goes to a live peer at the first try (after a host dies,
+		// its connections look open until liveness pings time out).
+		st.probeStandbys(2)
+		if tick%3 != 0 {
+			continue
 		}
 		st.probeUnknown(4)
 		now := st.svc.cfg.Now()
