@@ -170,6 +170,7 @@ func (st *Stream) pick(now time.Time) (peer.ID, bool) {
 // when that parent stalls, fails or redirects us, moves to the next.
 func (st *Stream) feed() {
 	defer st.wg.Done()
+	lostParent := false
 	for st.ctx.Err() == nil {
 		st.mu.Lock()
 		ended := st.ended
@@ -182,6 +183,13 @@ func (st *Stream) feed() {
 		st.mu.Unlock()
 		if !attached {
 			st.probeUnknown(8)
+			if lostParent {
+				// Failover: the standbys were alive a second ago, but hosts
+				// that die together (a rack, a NAT, a third of a swarm) die
+				// together: check the best few at once, briefly; a live peer
+				// on a LAN answers in milliseconds.
+				st.probeStandbysWithin(4, failoverProbe)
+			}
 		}
 		p, ok := st.pick(st.svc.cfg.Now())
 		if !ok {
@@ -200,6 +208,7 @@ func (st *Stream) feed() {
 		}
 		c := st.cands[p]
 		voluntary := errors.Is(err, errMove)
+		lostParent = err != nil && !voluntary && !errors.Is(err, errBusy)
 		if err != nil && c != nil && !voluntary {
 			c.fails++
 			c.failedAt = st.svc.cfg.Now()
@@ -210,6 +219,9 @@ func (st *Stream) feed() {
 		}
 	}
 }
+
+// failoverProbe bounds the check of standby parents after a parent is lost.
+const failoverProbe = 150 * time.Millisecond
 
 var (
 	errStall = errors.New("parent stalled")
@@ -613,8 +625,11 @@ func (m *multiSink) Close() error {
 }
 
 // probe asks p where it stands in the stream's tree without subscribing.
-func (st *Stream) probe(p peer.ID) {
-	ctx, cancel := context.WithTimeout(st.ctx, time.Second)
+func (st *Stream) probe(p peer.ID) { st.probeWithin(p, time.Second) }
+
+// probeWithin probes p, giving up (and counting a failure) after timeout.
+func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(st.ctx, timeout)
 	defer cancel()
 	ns, err := st.svc.h.NewStream(ctx, p, ID)
 	if err != nil {
@@ -717,7 +732,11 @@ func (st *Stream) probeUnknown(n int) {
 }
 
 // probeStandbys probes the n best candidates other than the parent.
-func (st *Stream) probeStandbys(n int) {
+func (st *Stream) probeStandbys(n int) { st.probeStandbysWithin(n, time.Second) }
+
+// probeStandbysWithin probes the n best candidates in parallel, each within
+// timeout.
+func (st *Stream) probeStandbysWithin(n int, timeout time.Duration) {
 	st.mu.Lock()
 	parent := st.parent
 	type cand struct {
@@ -754,7 +773,7 @@ func (st *Stream) probeStandbys(n int) {
 		wg.Add(1)
 		go func(id peer.ID) {
 			defer wg.Done()
-			st.probe(id)
+			st.probeWithin(id, timeout)
 		}(c.id)
 	}
 	wg.Wait()
