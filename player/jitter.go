@@ -63,6 +63,7 @@ type JitterStats struct {
 	Duplicates uint64 // chunks pushed again
 	Overflow   uint64 // chunks dropped because MaxBuffered was exceeded
 	Stalls     uint64 // times nothing played for StallAfter (each led to a re-anchor)
+	CatchUps   uint64 // times the buffer, far behind live, jumped to the newest start point
 	Bytes      uint64 // bytes played
 	// Continuity is Delivered / (Delivered + Missed), 1 before anything was due.
 	Continuity float64
@@ -222,6 +223,13 @@ func (j *Jitter) Push(c Chunk, now time.Time) PushResult {
 		return Late
 	}
 	j.pending = slices.Insert(j.pending, i, c)
+	if j.anchored && j.cfg.Adaptive && now.Sub(j.playout(&j.pending[0])) > j.cfg.TargetLatency {
+		// Far behind live (we anchored on an old start point from a
+		// backlog, say, and the schedule has since moved to the live
+		// edge): jump to the newest start point held instead of playing
+		// seconds of old video in a burst.
+		j.catchUp()
+	}
 	if len(j.pending) > j.cfg.MaxBuffered {
 		j.pending = slices.Delete(j.pending, 0, 1)
 		j.st.Overflow++
@@ -230,6 +238,25 @@ func (j *Jitter) Push(c Chunk, now time.Time) PushResult {
 		j.anchor(now)
 	}
 	return Buffered
+}
+
+// catchUp drops the pending chunks before the newest start point held,
+// counting them missed, so playout resumes there.
+func (j *Jitter) catchUp() {
+	newest := -1
+	for i := len(j.pending) - 1; i > 0; i-- {
+		if j.pending[i].Start {
+			newest = i
+			break
+		}
+	}
+	if newest <= 0 {
+		return // no later start point to jump to yet
+	}
+	seq := j.pending[newest].Seq
+	j.pending = slices.Delete(j.pending, 0, newest)
+	j.skipTo(seq)
+	j.st.CatchUps++
 }
 
 // anchor starts (or restarts) playout at the newest start point held.

@@ -369,3 +369,33 @@ func TestJitterAdaptiveFollowsFastestDelivery(t *testing.T) {
 		t.Fatalf("continuity %.3f, want 1", st.Continuity)
 	}
 }
+
+// A viewer that (re)anchored on an old start point, seconds behind live,
+// jumps to the newest start point once live chunks arrive, instead of
+// playing the old ones in a burst and staying behind.
+func TestJitterAdaptiveCatchesUp(t *testing.T) {
+	j := NewJitter(JitterConfig{TargetLatency: 300 * time.Millisecond, Adaptive: true})
+	t0 := time.Unix(1000, 0)
+	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 100 * time.Millisecond) }
+	// Backlog: seq 0..39 (4 s) arrives in one burst at capture(40), start points every 10.
+	now := capture(40)
+	for s := 0; s < 40; s++ {
+		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s%10 == 0, Data: []byte{1}}, now)
+	}
+	j.Pop(now)
+	// Live chunks from 40 on arrive 10 ms after capture.
+	for s := 40; s < 80; s++ {
+		at := capture(s).Add(10 * time.Millisecond)
+		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s%10 == 0, Data: []byte{1}}, at)
+		j.Pop(at)
+	}
+	j.Pop(capture(90))
+	st := j.Stats()
+	if st.CatchUps == 0 {
+		t.Fatal("no catch-up")
+	}
+	// Recent chunks play about TargetLatency after capture, not seconds later.
+	if p50 := st.DelayP50; p50 > 400*time.Millisecond {
+		t.Fatalf("delay p50 %v after catching up; want ~310 ms", p50)
+	}
+}
