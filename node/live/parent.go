@@ -67,7 +67,10 @@ func (s *Service) handlePush(ns network.Stream) {
 // capacity is how many children this node takes for st.
 func (st *Stream) capacityLocked() int {
 	max := st.svc.cfg.MaxChildren
-	if up := st.svc.cfg.UploadRate; up > 0 && st.info != nil && st.info.Bitrate > 0 {
+	if up := st.svc.cfg.UploadRate; up > 0 {
+		if st.info == nil || st.info.Bitrate == 0 {
+			return min(max, 1) // rate unknown yet: take one child, redirect the rest
+		}
 		byRate := int(up * 8 / float64(st.info.Bitrate) / 1.1) // 10 % headroom for overhead
 		if byRate < max {
 			max = byRate
@@ -78,6 +81,9 @@ func (st *Stream) capacityLocked() int {
 
 func (st *Stream) statusLocked() *pb.LiveStatus {
 	ls := &pb.LiveStatus{LatestSeq: st.latest, Children: uint32(len(st.children)), MaxChildren: uint32(st.capacityLocked())}
+	if st.info != nil {
+		ls.Bitrate = st.info.Bitrate
+	}
 	if st.depth >= 0 {
 		ls.Depth = uint32(st.depth)
 	} else {

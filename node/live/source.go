@@ -112,7 +112,7 @@ func (src *Source) Ingest(ctx context.Context, r io.Reader, opts IngestOptions) 
 				return err
 			}
 			rateBytes += int64(len(c.Data))
-			if el := cfg.Now().Sub(rateStart); el > 2*time.Second {
+			if el := cfg.Now().Sub(rateStart); el > time.Second {
 				src.setBitrate(uint64(float64(rateBytes) * 8 / el.Seconds()))
 				rateBytes, rateStart = 0, cfg.Now()
 			}

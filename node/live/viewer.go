@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrNoPeers: nobody in the swarm has the stream.
@@ -379,6 +380,13 @@ func (st *Stream) subscribe(p peer.ID) error {
 				}
 			}
 			st.parentLatest = x.Status.LatestSeq
+			if b := x.Status.Bitrate; b > 0 && st.info != nil && st.info.Bitrate != b {
+				// The source's measured rate, relayed down the tree (a hint that
+				// sizes our own number of children).
+				info := proto.Clone(st.info).(*pb.StreamInfo)
+				info.Bitrate = b
+				st.info = info
+			}
 			if c := st.cands[p]; c != nil {
 				c.depth = int(x.Status.Depth)
 				c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
