@@ -239,6 +239,8 @@ type Stats struct {
 	Stalls     uint64   `json:"stalls"`
 	Delivered  uint64   `json:"delivered"`
 	Missed     uint64   `json:"missed"`
+	Late       uint64   `json:"late"`      // chunks that came after their playout time (counted in Missed)
+	CatchUps   uint64   `json:"catch_ups"` // jumps to the newest start point, far behind live
 	ChunksIn   uint64   `json:"chunks_in"`
 	DupIn      uint64   `json:"dup_in"`
 	BytesIn    uint64   `json:"bytes_in"`
@@ -288,6 +290,8 @@ func (s *Stream) Stats() Stats {
 		st.Stalls = js.Stalls
 		st.Delivered = js.Delivered
 		st.Missed = js.Missed
+		st.Late = js.Late
+		st.CatchUps = js.CatchUps
 		st.HTTPPath = "/stream/" + s.id.String()
 	}
 	return st

@@ -103,6 +103,9 @@ type Config struct {
 	// viewer below 0.99 continuity.
 	Logf    func(format string, args ...any)
 	Verbose bool
+	// Trace, if set, receives every node's debug log (text, virtual time,
+	// n = member index: 0 the source, then bootstraps, then viewers).
+	Trace io.Writer
 }
 
 func (c *Config) defaults() {
@@ -379,7 +382,11 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 		return nil, fmt.Errorf("host %d: %w", idx, err)
 	}
 	m.h = h
-	n, err := node.New(h, node.Config{Bootstrap: boot, Logger: s.log})
+	lg := s.log
+	if s.cfg.Trace != nil {
+		lg = slog.New(slog.NewTextHandler(&syncWriter{w: s.cfg.Trace}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", idx)
+	}
+	n, err := node.New(h, node.Config{Bootstrap: boot, Logger: lg})
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -389,6 +396,17 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 	s.members = append(s.members, m)
 	s.mu.Unlock()
 	return m, nil
+}
+
+// syncWriter serialises writes of the nodes' loggers.
+type syncWriter struct{ w io.Writer }
+
+var traceMu sync.Mutex // one trace file for all the nodes
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	traceMu.Lock()
+	defer traceMu.Unlock()
+	return w.w.Write(p)
 }
 
 func addrInfo(h host.Host) peer.AddrInfo {
@@ -619,6 +637,19 @@ func (s *swarm) run() *Result {
 	return res
 }
 
+// idxOfPeer returns the member index of the peer named by its string ID, -1
+// if none.
+func (s *swarm) idxOfPeer(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.members {
+		if m.h.ID().String() == id {
+			return m.idx
+		}
+	}
+	return -1
+}
+
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
@@ -709,8 +740,22 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 			if st != nil {
 				stats = st.Stats()
 			}
-			s.cfg.Logf("viewer %d: continuity %.3f (%d/%d) p50 %v p99 %v depth %d switches %d stalls %d dup %d children %d",
-				m.idx, c, len(played), n, quantile(mine, 0.5), quantile(mine, 0.99), stats.Depth, stats.Switches, stats.Stalls, stats.DupIn, stats.Children)
+			// Missed seqs as ranges, by capture time since t0.
+			var gaps []string
+			for seq := lo; seq <= hi; seq++ {
+				if played[seq] {
+					continue
+				}
+				end := seq
+				for end+1 <= hi && !played[end+1] {
+					end++
+				}
+				at := captures[seq].Sub(t0).Seconds()
+				gaps = append(gaps, fmt.Sprintf("%.1fs+%d", at, end-seq+1))
+				seq = end
+			}
+			s.cfg.Logf("viewer %d: continuity %.3f (%d/%d) p50 %v p99 %v depth %d parent %d switches %d stalls %d late %d catchups %d dup %d children %d; missed %v",
+				m.idx, c, len(played), n, quantile(mine, 0.5).Round(time.Millisecond), quantile(mine, 0.99).Round(time.Millisecond), stats.Depth, s.idxOfPeer(stats.Parent), stats.Switches, stats.Stalls, stats.Late, stats.CatchUps, stats.DupIn, stats.Children, gaps)
 		}
 		for seq := lo; seq <= hi; seq++ {
 			cap, ok := captures[seq]

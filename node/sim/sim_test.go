@@ -32,6 +32,7 @@ var (
 	fJoinLag   = flag.Duration("join-lag", 0, "live MaxJoinLag (default 200ms)")
 	fVerbose   = flag.Bool("verbose", false, "log every viewer below 0.99 continuity")
 	fOut       = flag.String("out", "", "append the table row to this file")
+	fTrace     = flag.String("trace", "", "write every node's debug log (virtual time, n=member index) to this file")
 )
 
 func flagConfig() Config {
@@ -61,6 +62,14 @@ func TestScenario(t *testing.T) {
 	}
 	cfg := flagConfig()
 	cfg.Logf = t.Logf
+	if *fTrace != "" {
+		f, err := os.Create(*fTrace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cfg.Trace = f
+	}
 	r := Run(t, cfg)
 	fmt.Println(Header)
 	fmt.Println(r.Row())
