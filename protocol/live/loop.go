@@ -27,6 +27,7 @@ type Looper struct {
 	lastPCR   int64
 	lastIntvl int64
 	cc        map[uint16]uint8
+	packets   int // packets of the current pass
 }
 
 // NewLooper returns a reader that plays the file open returns, over and over.
@@ -56,6 +57,7 @@ func (l *Looper) Read(p []byte) (int, error) {
 			if l.pkt[0] != 0x47 {
 				return 0, errors.New("looper: input is not 188-byte MPEG-TS packets")
 			}
+			l.packets++
 			l.restamp(l.pkt[:])
 			l.buf = append(l.buf[:0], l.pkt[:]...)
 		}
@@ -63,6 +65,9 @@ func (l *Looper) Read(p []byte) (int, error) {
 			l.cur.Close()
 			l.cur = nil
 			l.fill = 0 // a partial last packet is dropped
+			if l.packets == 0 {
+				return 0, errors.New("looper: the input holds no whole MPEG-TS packet")
+			}
 			l.nextPass()
 			continue
 		}
@@ -88,6 +93,7 @@ func (l *Looper) Passes() int { return l.pass }
 
 func (l *Looper) nextPass() {
 	l.pass++
+	l.packets = 0
 	if l.firstPCR >= 0 {
 		d := l.lastPCR - l.firstPCR + l.lastIntvl
 		l.offset = (l.offset + uint64(d/pcrPerPTS)) % pts33
