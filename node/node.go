@@ -194,9 +194,24 @@ func (n *Node) bootstrapLoop(first time.Duration) {
 			refreshed = true
 			n.refresh()
 		}
-		t.Reset(maxDelay)
+		// Stay in touch with the bootstrap peers even while other peers
+		// keep us in the swarm: a bootstrap node that restarts is then
+		// redialled within rejoinInterval and can introduce newcomers again.
+		n.mu.Lock()
+		boots := append([]peer.AddrInfo(nil), n.bootstrap...)
+		n.mu.Unlock()
+		for _, ai := range boots {
+			if n.host.Network().Connectedness(ai.ID) != network.Connected {
+				n.DialAsync(ai)
+			}
+		}
+		t.Reset(rejoinInterval)
 	}
 }
+
+// rejoinInterval is how often a node in the swarm redials bootstrap peers it
+// lost.
+const rejoinInterval = 10 * time.Second
 
 // dialBootstrap dials every bootstrap peer in parallel and reports whether any
 // connection succeeded.
