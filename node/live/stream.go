@@ -59,7 +59,10 @@ type Stream struct {
 	switchesBase bool
 	provided     bool
 	move         func() // cancels the current subscription to move up the tree
-	done         chan struct{}
+	// moveTo is the parent a move goes to (checked by a probe just before);
+	// moveBack the parent left, tried next if moveTo turned out full.
+	moveTo, moveBack peer.ID
+	done             chan struct{}
 }
 
 // candidate is a peer that may feed us.

@@ -183,8 +183,9 @@ func (st *Stream) feed() {
 		attached := st.parent != ""
 		st.mu.Unlock()
 		if !attached {
-			st.probeUnknown(8)
-			if lostParent {
+			if !lostParent {
+				st.probeUnknown(8)
+			} else {
 				// Failover: the standbys were alive a second ago, but hosts
 				// that die together (a rack, a NAT, a third of a swarm) die
 				// together: check the best few at once, briefly; a live peer
@@ -192,7 +193,10 @@ func (st *Stream) feed() {
 				st.probeStandbysWithin(4, failoverProbe)
 			}
 		}
-		p, ok := st.pick(st.svc.cfg.Now())
+		p, ok := st.nextMoveTarget()
+		if !ok {
+			p, ok = st.pick(st.svc.cfg.Now())
+		}
 		if !ok {
 			select {
 			case <-st.ctx.Done():
@@ -210,6 +214,12 @@ func (st *Stream) feed() {
 		c := st.cands[p]
 		voluntary := errors.Is(err, errMove)
 		lostParent = err != nil && !voluntary && !errors.Is(err, errBusy)
+		if p == st.moveTo {
+			st.moveTo = ""
+			if !errors.Is(err, errBusy) {
+				st.moveBack = "" // it took us: no going back
+			}
+		}
 		if err != nil && c != nil && !voluntary {
 			c.fails++
 			c.failedAt = st.svc.cfg.Now()
@@ -219,6 +229,22 @@ func (st *Stream) feed() {
 			st.svc.log.Debug("parent lost", "stream", st.id.String(), "peer", p.String(), "err", err.Error())
 		}
 	}
+}
+
+// nextMoveTarget returns the parent a move goes to, then (if that one had
+// no room) the parent it left, whose slot we just freed.
+func (st *Stream) nextMoveTarget() (peer.ID, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.moveTo != "" {
+		return st.moveTo, true
+	}
+	if st.moveBack != "" {
+		p := st.moveBack
+		st.moveBack = ""
+		return p, true
+	}
+	return "", false
 }
 
 // failoverProbe bounds the check of standby parents after a parent is lost.
@@ -812,20 +838,38 @@ func (st *Stream) optimize() {
 		st.probeUnknown(4)
 		now := st.svc.cfg.Now()
 		st.mu.Lock()
-		depth, move := st.depth, st.move
-		better := false
+		depth := st.depth
+		var target peer.ID
+		bestDepth := 0
 		if st.parent != "" && depth > 1 && now.Sub(lastMove) > 10*time.Second {
 			for id, c := range st.cands {
 				if _, isChild := st.children[id]; isChild || id == st.parent {
 					continue
 				}
-				if c.depth >= 0 && c.depth <= depth-3 && c.spare > 0 && c.fails == 0 {
-					better = true
+				// At least two levels closer (hysteresis), the closest first.
+				if c.depth >= 0 && c.depth+1 <= depth-2 && c.spare > 0 && c.fails == 0 &&
+					(target == "" || c.depth < bestDepth || (c.depth == bestDepth && id < target)) {
+					target, bestDepth = id, c.depth
 				}
 			}
 		}
 		st.mu.Unlock()
-		if better && move != nil {
+		if target == "" {
+			continue
+		}
+		// The candidate's room may be stale (a redirect, an old probe):
+		// ask again just before leaving a parent that works, so that our
+		// children do not starve while we walk through full parents.
+		st.probeWithin(target, 500*time.Millisecond)
+		st.mu.Lock()
+		c := st.cands[target]
+		ok := c != nil && c.fails == 0 && c.spare > 0 && c.depth >= 0 && c.depth+1 <= st.depth-2 && st.parent != ""
+		move := st.move
+		if ok && move != nil {
+			st.moveTo, st.moveBack = target, st.parent
+		}
+		st.mu.Unlock()
+		if ok && move != nil {
 			lastMove = now
 			move()
 		}
