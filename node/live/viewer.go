@@ -429,6 +429,7 @@ func (st *Stream) subscribe(p peer.ID) error {
 				st.mu.Lock()
 				if c := st.cands[p]; c != nil {
 					c.spare = 0
+					c.probedAt = cfg.Now()
 				}
 				st.mu.Unlock()
 				return errBusy
@@ -735,7 +736,17 @@ func (st *Stream) addRedirect(rd *pb.Redirect) {
 				st.svc.h.Peerstore().AddAddr(id, a, time.Hour)
 			}
 		}
-		st.addCandidate(id, int(lp.Depth), int(lp.Spare))
+		// A redirect's room is a guess (a parent does not know its
+		// children's room): it must not override what a recent probe or
+		// subscription told us, or a join walks through full peers one
+		// round trip at a time.
+		spare := int(lp.Spare)
+		st.mu.Lock()
+		if c := st.cands[id]; c != nil && c.spare >= 0 && st.svc.cfg.Now().Sub(c.probedAt) < 3*time.Second {
+			spare = -1
+		}
+		st.mu.Unlock()
+		st.addCandidate(id, int(lp.Depth), spare)
 	}
 }
 
