@@ -11,7 +11,7 @@
 #   -viewers N (16)  -seed S (1)  -bitrate bit/s (2e6)  -latency 40ms  -latency-spread 0
 #   -viewer-up bit/s (4e6)  -source-up bit/s (8e6)  -bootstraps N (2; -1: the source)
 #   -hint (viewers get the source as a first candidate)  -join-over 4s  -warmup 4s  -measure 10s
-#   -vanish SHARE  -leave SHARE  -chunk DUR (100ms)  -jitter-latency DUR (500ms)
+#   -vanish SHARE  -leave SHARE  -chunk DUR (50ms)  -jitter-latency DUR (500ms)
 #   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
 #   -verbose (a line per viewer below 0.99 continuity)
 # Wall time: ~10 s for 12 viewers, ~25 s for 24, ~4 min for 100 on 2 cores.

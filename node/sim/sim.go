@@ -149,7 +149,7 @@ func (c *Config) defaults() {
 		c.VanishAt = c.Measure / 3
 	}
 	if c.Live.ChunkDuration <= 0 {
-		c.Live.ChunkDuration = 100 * time.Millisecond
+		c.Live.ChunkDuration = 50 * time.Millisecond // live's default
 	}
 	// Source and viewers must agree on the chunk duration (the source
 	// decides it; the viewers' value only matters for what they report).

@@ -23,7 +23,7 @@ var (
 	fMeasure   = flag.Duration("measure", 0, "measured span (default 10s)")
 	fVanish    = flag.Float64("vanish", 0, "share of viewers that vanish at once")
 	fLeave     = flag.Float64("leave", 0, "share of viewers that leave during the measured span")
-	fChunk     = flag.Duration("chunk", 0, "chunk duration (default 100ms)")
+	fChunk     = flag.Duration("chunk", 0, "chunk duration (default live's 50ms)")
 	fJitter    = flag.Duration("jitter-latency", 0, "viewer jitter buffer target (default live's 500ms)")
 	fStall     = flag.Duration("stall", 0, "stall timeout (default live's 350ms)")
 	fHeartbeat = flag.Duration("heartbeat", 0, "heartbeat (default live's 100ms)")
