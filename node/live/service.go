@@ -42,8 +42,10 @@ type Config struct {
 	// delay added on top of the network's so that late chunks still play.
 	Latency time.Duration
 	// Heartbeat is how often a parent tells a child where it stands (default
-	// 100 ms); StallTimeout is how long a child waits for a chunk or a
-	// heartbeat before it switches parent (default 350 ms).
+	// 50 ms); StallTimeout is how long a child waits for a chunk or a
+	// heartbeat before it switches parent (default 200 ms). Failover takes
+	// StallTimeout + a standby probe (at most 150 ms) + a round trip, which the
+	// jitter target must cover for a parent's death to cost no chunk.
 	Heartbeat    time.Duration
 	StallTimeout time.Duration
 	// Window is how many recent chunks each node keeps for children that
@@ -68,10 +70,10 @@ func (c *Config) defaults() {
 		c.Latency = 500 * time.Millisecond
 	}
 	if c.Heartbeat <= 0 {
-		c.Heartbeat = 100 * time.Millisecond
+		c.Heartbeat = 50 * time.Millisecond
 	}
 	if c.StallTimeout <= 0 {
-		c.StallTimeout = 350 * time.Millisecond
+		c.StallTimeout = 200 * time.Millisecond
 	}
 
 	if c.MaxJoinLag <= 0 {
