@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
 )
 
@@ -303,8 +305,11 @@ func (s *Service) Peers(content cid.Cid, max int) []*pb.PeerRecord {
 	if content.Prefix().Codec == manifest.CodecLive && s.cfg.LivePeers != nil {
 		return s.cfg.LivePeers(content, max)
 	}
-	s.mu.Lock()
 	var ids []peer.ID
+	if _, held := s.st.Lookup(content); held {
+		ids = append(ids, s.h.ID()) // the asker may not know we hold it
+	}
+	s.mu.Lock()
 	for p := range s.known[content] {
 		ids = append(ids, p)
 	}
@@ -320,7 +325,11 @@ func (s *Service) Peers(content cid.Cid, max int) []*pb.PeerRecord {
 		}
 		seen[p] = true
 		rec := &pb.PeerRecord{Id: []byte(p)}
-		for _, a := range s.h.Peerstore().Addrs(p) {
+		addrs := s.h.Peerstore().Addrs(p)
+		if p == s.h.ID() {
+			addrs = s.h.Addrs()
+		}
+		for _, a := range addrs {
 			if len(rec.Addrs) < 16 {
 				rec.Addrs = append(rec.Addrs, a.Bytes())
 			}
@@ -428,9 +437,9 @@ func (s *Service) findManifest(ctx context.Context, id cid.Cid, timeout time.Dur
 			}
 			continue
 		}
-		for ai := range s.n.DHT().FindProvidersAsync(ctx, id, 0) {
+		try := func(ai peer.AddrInfo) *manifest.Manifest {
 			if ai.ID == s.h.ID() || tried[ai.ID] {
-				continue
+				return nil
 			}
 			tried[ai.ID] = true
 			found = append(found, ai.ID)
@@ -439,9 +448,26 @@ func (s *Service) findManifest(ctx context.Context, id cid.Cid, timeout time.Dur
 			if err != nil {
 				lastErr = err
 				s.log.Debug("manifest fetch failed", "peer", ai.ID.String(), "err", err.Error())
-				continue
+				return nil
 			}
-			return m, found, nil
+			return m
+		}
+		// One DHT round, bounded: a lookup whose closest peers are out of
+		// reach (a partition) must not use up the whole wait.
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		for ai := range s.n.DHT().FindProvidersAsync(rctx, id, 0) {
+			if m := try(ai); m != nil {
+				rcancel()
+				return m, found, nil
+			}
+		}
+		rcancel()
+		// Then ask the peers we are connected to (peer exchange): a holder
+		// names itself, and others name holders they know.
+		for _, ai := range s.askNeighbours(ctx, id) {
+			if m := try(ai); m != nil {
+				return m, found, nil
+			}
 		}
 		if ctx.Err() == nil {
 			select {
@@ -454,6 +480,55 @@ func (s *Service) findManifest(ctx context.Context, id cid.Cid, timeout time.Dur
 		return nil, nil, fmt.Errorf("%w that serve %s (last error: %v)", ErrNoProviders, id, lastErr)
 	}
 	return nil, nil, fmt.Errorf("%w for %s after %v", ErrNoProviders, id, timeout)
+}
+
+// askNeighbours asks up to 8 connected peers, in parallel, which peers hold id.
+func (s *Service) askNeighbours(ctx context.Context, id cid.Cid) []peer.AddrInfo {
+	peers := s.h.Network().Peers()
+	if len(peers) > 8 {
+		peers = peers[:8]
+	}
+	var mu sync.Mutex
+	var out []peer.AddrInfo
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func(p peer.ID) {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			st, err := s.h.NewStream(pctx, p, PexID)
+			if err != nil {
+				return
+			}
+			stop := context.AfterFunc(pctx, func() { st.Reset() })
+			defer stop()
+			recs, err := pex.Request(st, id, 16)
+			if err != nil {
+				st.Reset()
+				return
+			}
+			st.Close()
+			for _, rec := range recs {
+				pid, err := peer.IDFromBytes(rec.Id)
+				if err != nil {
+					continue
+				}
+				ai := peer.AddrInfo{ID: pid}
+				for _, b := range rec.Addrs {
+					if a, err := ma.NewMultiaddrBytes(b); err == nil {
+						ai.Addrs = append(ai.Addrs, a)
+					}
+				}
+				mu.Lock()
+				out = append(out, ai)
+				mu.Unlock()
+			}
+		}(p)
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 func (s *Service) fetchManifest(ctx context.Context, p peer.ID, id cid.Cid) (*manifest.Manifest, error) {
