@@ -323,6 +323,7 @@ func (ss *Session) run(first []peer.ID) {
 	lastDown, lastTick := int64(0), now
 	idleSince := time.Time{}
 	announced := false
+	lastForget := now
 	cm := ss.svc.h.ConnManager()
 	for {
 		now = time.Now()
@@ -384,6 +385,14 @@ func (ss *Session) run(first []peer.ID) {
 			playhead = i
 		case <-timer.C:
 		case <-tick.C:
+			if now.Sub(lastForget) > 3*time.Second {
+				// Providers that are downloading too gain chunks: ask
+				// again what they answered NOT_FOUND to before.
+				lastForget = now
+				for _, p := range ss.providerList() {
+					sc.ForgetMissing(sched.PeerID(p))
+				}
+			}
 			if p := ss.urgentPlayhead(); p >= 0 && p != playhead {
 				playhead = p
 				ss.refetch(sc, p)

@@ -37,3 +37,26 @@ func TestForgetRefetches(t *testing.T) {
 		t.Fatal("not complete after the refetch")
 	}
 }
+
+// A provider that answered NOT_FOUND (it was still downloading) is asked
+// again once the caller says it may have gained chunks.
+func TestForgetMissingAsksAgain(t *testing.T) {
+	now := time.Unix(0, 0)
+	s := New(Config{NumChunks: 4, ChunkSize: 1024, Store: true}, now)
+	s.AddPeer("a", now)
+	reqs := s.Next(now)
+	if len(reqs) == 0 {
+		t.Fatal("no request")
+	}
+	for _, r := range reqs {
+		s.OnError(r.ID, r.Peer, ErrNotFound, now)
+	}
+	now = now.Add(time.Minute) // past any backoff
+	if got := s.Next(now); len(got) != 0 {
+		t.Fatalf("asked the peer again for chunks it lacks: %+v", got)
+	}
+	s.ForgetMissing("a")
+	if got := s.Next(now); len(got) == 0 {
+		t.Fatal("not asked again after ForgetMissing")
+	}
+}

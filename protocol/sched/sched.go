@@ -943,6 +943,17 @@ func (s *Scheduler) OnDone(reqID uint64, p PeerID, now time.Time) {
 	s.release(r)
 }
 
+// ForgetMissing forgets which chunks peer p said it does not hold: a peer
+// that is itself downloading gains chunks, so the caller calls this now and
+// then (hivecast's node every few seconds).
+func (s *Scheduler) ForgetMissing(p PeerID) {
+	for _, pr := range s.order {
+		if pr.id == p {
+			pr.missing = nil
+		}
+	}
+}
+
 func (s *Scheduler) markMissing(p *peer, i int) {
 	if p.missing == nil {
 		p.missing = newBitset(s.cfg.NumChunks)
