@@ -69,6 +69,18 @@ func (f *forger) upstream(ctx context.Context, source peer.AddrInfo, stream []by
 	if err := wire.WriteMsg(up, &pb.LiveRequest{Stream: stream, FromLatest: true}); err != nil {
 		return
 	}
+	// Keepalives, as the protocol asks of a child.
+	kaDone := make(chan struct{})
+	defer func() { <-kaDone }()
+	go func() {
+		defer close(kaDone)
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			if wire.WriteMsg(up, &pb.LiveRequest{}) != nil {
+				return
+			}
+		}
+	}()
 	r := wire.NewReader(up)
 	for {
 		m, err := plive.ReadMessage(r)

@@ -61,7 +61,7 @@ func (s *Service) handlePush(ns network.Stream) {
 		ns.Close()
 		return
 	}
-	st.serveChild(ns, p, req)
+	st.serveChild(ns, r, p, req)
 }
 
 // capacity is how many children this node takes for st.
@@ -129,7 +129,12 @@ func (st *Stream) redirectLocked() *pb.Redirect {
 	return rd
 }
 
-func (st *Stream) serveChild(ns network.Stream, p peer.ID, req *pb.LiveRequest) {
+// childKeepalive: a child sends an empty LiveRequest every heartbeat; one
+// silent this long is gone (a host that dies does not close its
+// connections), and its slot is freed for the orphans looking for a parent.
+const childKeepalive = time.Second
+
+func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *pb.LiveRequest) {
 	st.mu.Lock()
 	if req.Probe {
 		status, rd := st.statusLocked(), st.redirectLocked()
@@ -190,13 +195,18 @@ func (st *Stream) serveChild(ns network.Stream, p peer.ID, req *pb.LiveRequest) 
 	defer k.once()
 	defer st.svc.h.ConnManager().Unprotect(p, protectTag)
 
-	// Notice the child leaving: it never writes after its request.
+	// Notice the child leaving: it closes the stream, or stops sending its
+	// keepalives.
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		var b [1]byte
-		_, _ = ns.Read(b[:])
-		k.once()
+		defer k.once()
+		for {
+			_ = ns.SetReadDeadline(time.Now().Add(childKeepalive))
+			if err := r.ReadMsg(&pb.LiveRequest{}, live.MaxPushRequest); err != nil {
+				return
+			}
+		}
 	}()
 	defer func() {
 		select {

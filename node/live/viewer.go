@@ -292,6 +292,25 @@ func (st *Stream) subscribe(p peer.ID) error {
 	if err := wire.WriteMsg(ns, req); err != nil {
 		return err
 	}
+	// Keepalives: an empty request every heartbeat tells the parent we are
+	// still here (it frees the slot of a child that went silent).
+	kaDone := make(chan struct{})
+	go func() {
+		defer close(kaDone)
+		t := time.NewTicker(cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if wire.WriteMsg(ns, &pb.LiveRequest{}) != nil {
+				return
+			}
+		}
+	}()
+	defer func() { cancel(nil); ns.Reset(); <-kaDone }()
 	// Watchdog: a parent that sends nothing (no chunk, no heartbeat) for
 	// StallTimeout, or only heartbeats while it has chunks we lack, is
 	// dropped.
