@@ -2,6 +2,7 @@ package live
 
 import (
 	"errors"
+	"github.com/hivecast/hivecast/node"
 	"sort"
 	"time"
 
@@ -23,12 +24,19 @@ const protectTag = "hivecast-live"
 // child is a peer this node feeds.
 type child struct {
 	id   peer.ID
-	q    chan *pb.LiveChunk
+	q    chan queued
 	gone chan struct{} // closed when the child is dropped
 	once func()
 }
 
-func (k *child) push(c *pb.LiveChunk) {
+// queued is a chunk waiting for a child, with its frame: encoded once in
+// Stream.add and written as is to every child.
+type queued struct {
+	c     *pb.LiveChunk
+	frame []byte
+}
+
+func (k *child) push(c queued) {
 	select {
 	case k.q <- c:
 	case <-k.gone:
@@ -118,13 +126,7 @@ func (st *Stream) redirectLocked() *pb.Redirect {
 		if len(rd.Peers) >= live.MaxRedirect {
 			break
 		}
-		rec := &pb.PeerRecord{Id: []byte(a.id)}
-		for _, ad := range st.svc.h.Peerstore().Addrs(a.id) {
-			if len(rec.Addrs) < wire.MaxPexAddrs && len(ad.Bytes()) <= wire.MaxAddrLen {
-				rec.Addrs = append(rec.Addrs, ad.Bytes())
-			}
-		}
-		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: rec, Depth: uint32(max(a.depth, 0)), Spare: 1})
+		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: node.PeerRecord(st.svc.h, a.id), Depth: uint32(max(a.depth, 0)), Spare: 1})
 	}
 	return rd
 }
@@ -172,7 +174,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		ns.Close()
 		return
 	}
-	k := &child{id: p, q: make(chan *pb.LiveChunk, childQueue), gone: make(chan struct{})}
+	k := &child{id: p, q: make(chan queued, childQueue), gone: make(chan struct{})}
 	var dropOnce bool
 	k.once = func() {
 		st.mu.Lock()
@@ -218,20 +220,23 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	}()
 
 	w := bwlimit.Writer(st.ctx, ns, st.svc.cfg.Upload)
-	send := func(m *pb.LiveMessage) error {
+	writeFrame := func(buf []byte, chunk bool) error {
 		_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		buf, err := wire.AppendFrame(nil, m)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(buf)
-		if c := m.GetChunk(); c != nil && err == nil {
+		_, err := w.Write(buf)
+		if chunk && err == nil {
 			st.mu.Lock()
 			st.bytesOut += uint64(len(buf))
 			st.rateOut.add(st.svc.cfg.Now(), len(buf))
 			st.mu.Unlock()
 		}
 		return err
+	}
+	send := func(m *pb.LiveMessage) error {
+		buf, err := wire.AppendFrame(nil, m)
+		if err != nil {
+			return err
+		}
+		return writeFrame(buf, m.GetChunk() != nil)
 	}
 	fail := func(err error) {
 		if !errors.Is(err, errEnded) {
@@ -266,7 +271,8 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		case <-k.gone:
 			ns.Reset()
 			return
-		case c := <-k.q:
+		case qc := <-k.q:
+			c := qc.c
 			if sent && c.Seq < next && c.Flags&live.FlagEnd == 0 {
 				continue // already in the backlog
 			}
@@ -276,7 +282,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 				}
 				waitStart = false
 			}
-			if err := send(&pb.LiveMessage{Msg: &pb.LiveMessage_Chunk{Chunk: c}}); err != nil {
+			if err := writeFrame(qc.frame, true); err != nil {
 				fail(err)
 				return
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/protocol/live"
+	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -168,8 +169,14 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 	}
 	play := s.play
 	s.mu.Unlock()
-	for _, k := range kids {
-		k.push(c)
+	if len(kids) > 0 {
+		// Encode the frame once for every child.
+		frame, err := wire.AppendFrame(nil, &pb.LiveMessage{Msg: &pb.LiveMessage_Chunk{Chunk: c}})
+		if err == nil {
+			for _, k := range kids {
+				k.push(queued{c: c, frame: frame})
+			}
+		}
 	}
 	if play != nil {
 		play.Push(player.Chunk{

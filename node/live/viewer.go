@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hivecast/hivecast/node"
 	"sort"
 	"sync"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -561,16 +561,12 @@ func (st *Stream) exchange(p peer.ID) {
 	}
 	ns.Close()
 	for _, rec := range recs {
-		id, err := peer.IDFromBytes(rec.Id)
-		if err != nil || id == st.svc.h.ID() {
+		ai, err := node.AddrInfoFromRecord(rec)
+		if err != nil || ai.ID == st.svc.h.ID() {
 			continue
 		}
-		for _, b := range rec.Addrs {
-			if a, err := ma.NewMultiaddrBytes(b); err == nil {
-				st.svc.h.Peerstore().AddAddr(id, a, time.Hour)
-			}
-		}
-		st.addCandidate(id, -1, -1)
+		st.svc.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		st.addCandidate(ai.ID, -1, -1)
 	}
 }
 
@@ -605,13 +601,7 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 			continue
 		}
 		seen[p] = true
-		rec := &pb.PeerRecord{Id: []byte(p)}
-		for _, a := range s.h.Peerstore().Addrs(p) {
-			if len(rec.Addrs) < wire.MaxPexAddrs && len(a.Bytes()) <= wire.MaxAddrLen {
-				rec.Addrs = append(rec.Addrs, a.Bytes())
-			}
-		}
-		out = append(out, rec)
+		out = append(out, node.PeerRecord(s.h, p))
 	}
 	return out
 }
@@ -746,15 +736,12 @@ func (st *Stream) noteProbeFail(p peer.ID) {
 
 func (st *Stream) addRedirect(rd *pb.Redirect) {
 	for _, lp := range rd.Peers {
-		id, err := peer.IDFromBytes(lp.Peer.Id)
+		ai, err := node.AddrInfoFromRecord(lp.Peer)
 		if err != nil {
 			continue
 		}
-		for _, b := range lp.Peer.Addrs {
-			if a, err := ma.NewMultiaddrBytes(b); err == nil {
-				st.svc.h.Peerstore().AddAddr(id, a, time.Hour)
-			}
-		}
+		id := ai.ID
+		st.svc.h.Peerstore().AddAddrs(id, ai.Addrs, time.Hour)
 		// A redirect's room is a guess (a parent does not know its
 		// children's room): it must not override what a recent probe or
 		// subscription told us, or a join walks through full peers one

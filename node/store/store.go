@@ -295,6 +295,19 @@ func (s *Store) Held() []cid.Cid {
 	return out
 }
 
+// Shared reports whether id is a share of this node in good state (its file
+// unchanged since it was shared).
+func (s *Store) Shared(id cid.Cid) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh, ok := s.shares[id]
+	if !ok {
+		return false
+	}
+	s.checkShare(sh)
+	return sh.state == nil
+}
+
 // Lookup returns the manifest of id if it is shared or cached here.
 func (s *Store) Lookup(id cid.Cid) (*manifest.Manifest, bool) {
 	s.mu.Lock()

@@ -28,7 +28,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
 )
 
@@ -324,17 +323,7 @@ func (s *Service) Peers(content cid.Cid, max int) []*pb.PeerRecord {
 			continue
 		}
 		seen[p] = true
-		rec := &pb.PeerRecord{Id: []byte(p)}
-		addrs := s.h.Peerstore().Addrs(p)
-		if p == s.h.ID() {
-			addrs = s.h.Addrs()
-		}
-		for _, a := range addrs {
-			if len(rec.Addrs) < 16 {
-				rec.Addrs = append(rec.Addrs, a.Bytes())
-			}
-		}
-		out = append(out, rec)
+		out = append(out, node.PeerRecord(s.h, p))
 	}
 	return out
 }
@@ -510,15 +499,9 @@ func (s *Service) askNeighbours(ctx context.Context, id cid.Cid) []peer.AddrInfo
 			}
 			st.Close()
 			for _, rec := range recs {
-				pid, err := peer.IDFromBytes(rec.Id)
+				ai, err := node.AddrInfoFromRecord(rec)
 				if err != nil {
 					continue
-				}
-				ai := peer.AddrInfo{ID: pid}
-				for _, b := range rec.Addrs {
-					if a, err := ma.NewMultiaddrBytes(b); err == nil {
-						ai.Addrs = append(ai.Addrs, a)
-					}
 				}
 				mu.Lock()
 				out = append(out, ai)

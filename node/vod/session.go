@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/hivecast/hivecast/node"
 	"sort"
 	"sync"
 	"time"
@@ -20,7 +21,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -110,7 +110,7 @@ func newSession(s *Service, m *manifest.Manifest, noStore bool, first []peer.ID)
 		started:   time.Now(),
 	}
 	var cs player.ChunkStore
-	if _, err := s.st.Manifest(m.ID()); err == nil && isShared(s.st, m.ID()) {
+	if s.st.Shared(m.ID()) {
 		ss.local = true
 		cs = &shareStore{st: s.st, id: m.ID(), n: m.NumChunks()}
 	} else if noStore {
@@ -156,15 +156,6 @@ func newSession(s *Service, m *manifest.Manifest, noStore bool, first []peer.ID)
 		ss.stats.Held, ss.stats.Percent, ss.stats.Complete = m.NumChunks(), 100, true
 	}
 	return ss, nil
-}
-
-func isShared(st *store.Store, id cid.Cid) bool {
-	for _, it := range st.List() {
-		if it.ID == id.String() && it.Source == "shared" && it.Problem == "" {
-			return true
-		}
-	}
-	return false
 }
 
 // ID is the content ID.
@@ -255,16 +246,12 @@ func (ss *Session) discover() {
 			}
 			pexAt[p] = time.Now()
 			for _, rec := range ss.pex(p) {
-				id, err := peer.IDFromBytes(rec.Id)
+				ai, err := node.AddrInfoFromRecord(rec)
 				if err != nil {
 					continue
 				}
-				for _, b := range rec.Addrs {
-					if a, err := ma.NewMultiaddrBytes(b); err == nil {
-						h.Peerstore().AddAddr(id, a, time.Hour)
-					}
-				}
-				add(id)
+				h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+				add(ai.ID)
 			}
 		}
 		select {
