@@ -2,9 +2,12 @@ package live
 
 import (
 	"errors"
-	"github.com/hivecast/hivecast/node"
+	"math"
+	"slices"
 	"sort"
 	"time"
+
+	"github.com/hivecast/hivecast/node"
 
 	"github.com/hivecast/hivecast/node/bwlimit"
 	"github.com/hivecast/hivecast/protocol/live"
@@ -12,6 +15,7 @@ import (
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
 // childQueue is how many chunks may wait for one child; a child that falls
@@ -21,27 +25,47 @@ const childQueue = 128
 
 const protectTag = "hivecast-live"
 
-// child is a peer this node feeds.
+// child is a peer this node feeds, with the stripes it takes from us.
 type child struct {
-	id   peer.ID
-	q    chan queued
-	gone chan struct{} // closed when the child is dropped
-	once func()
+	id      peer.ID
+	set     live.Stripes
+	q       chan queued
+	gone    chan struct{} // closed when the child is dropped
+	evicted chan struct{} // closed when a peer of its stripe's tree takes its slot
+	once    func()
 }
 
 // queued is a chunk waiting for a child, with its frame: encoded once in
 // Stream.add and written as is to every child.
 type queued struct {
-	c     *pb.LiveChunk
-	frame []byte
+	c      *pb.LiveChunk
+	frame  []byte
+	booked *rate.Reservation // the uplink booked for it (with an upload limit)
+}
+
+// interior reports whether the child forwards chunk seq further: it is in
+// the child's home stripe (live.Home), or the child takes the whole stream.
+func (k *child) interior(seq uint64) bool {
+	if k.set.K <= 1 {
+		return true
+	}
+	return k.set.Has(seq) && live.Home([]byte(k.id), int(k.set.K)) == int(seq%uint64(k.set.K))
 }
 
 func (k *child) push(c queued) {
 	select {
 	case k.q <- c:
+		return
 	case <-k.gone:
 	default:
 		k.once() // too slow: drop it
+	}
+	c.cancel()
+}
+
+func (q queued) cancel() {
+	if q.booked != nil {
+		q.booked.Cancel()
 	}
 }
 
@@ -72,36 +96,98 @@ func (s *Service) handlePush(ns network.Stream) {
 	st.serveChild(ns, r, p, req)
 }
 
-// capacity is how many children this node takes for st.
-func (st *Stream) capacityLocked() int {
-	max := st.svc.cfg.MaxChildren
+// uploadHeadroom: children take at most 1/uploadHeadroom of the upload
+// rate. The rest is for framing, QUIC, heartbeats, probes and bursts: at 95 %
+// (a 1.1 margin with fractional stripes) the simulated source's queue grew
+// until its children stalled.
+const uploadHeadroom = 1.25
+
+// capacityLocked is how much of the stream this node forwards, in streams:
+// MaxChildren, or less if the upload rate fits fewer copies of the stream's
+// measured bit rate (with uploadHeadroom). Children count by the share of the
+// stream they take (a child of one stripe of four counts 1/4).
+func (st *Stream) capacityLocked() float64 {
+	max := float64(st.svc.cfg.MaxChildren)
 	if up := st.svc.cfg.UploadRate; up > 0 {
 		if st.info == nil || st.info.Bitrate == 0 {
-			return min(max, 1) // rate unknown yet: take one child, redirect the rest
+			return min(max, 1) // rate unknown yet: one stream's worth
 		}
-		byRate := int(up * 8 / float64(st.info.Bitrate) / 1.1) // 10 % headroom for overhead
-		if byRate < max {
+		if byRate := up * 8 / float64(st.info.Bitrate) / uploadHeadroom; byRate < max {
 			max = byRate
 		}
 	}
 	return max
 }
 
-func (st *Stream) statusLocked() *pb.LiveStatus {
-	ls := &pb.LiveStatus{LatestSeq: st.latest, Children: uint32(len(st.children)), MaxChildren: uint32(st.capacityLocked())}
+// loadLocked is the share of the stream forwarded to children now.
+func (st *Stream) loadLocked() float64 {
+	var l float64
+	for _, k := range st.children {
+		l += k.set.Share()
+	}
+	return l
+}
+
+// slotsLocked reports, in stripes of set.K, the room for children and
+// what children take now.
+func (st *Stream) slotsLocked(set live.Stripes) (max, used int) {
+	k := float64(set.K)
+	return int(st.capacityLocked()*k + 1e-9), int(math.Ceil(st.loadLocked()*k - 1e-9))
+}
+
+// relevantLocked returns the feeds that bring the stripes of set: one feed
+// when set is one of our own stripes, all of them otherwise.
+func (st *Stream) relevantLocked(set live.Stripes) []*feed {
+	if st.source {
+		return nil
+	}
+	if int(set.K) == st.k && set.Count() == 1 {
+		return st.feeds[set.First() : set.First()+1]
+	}
+	return st.feeds
+}
+
+// depthLocked is this node's depth in the delivery trees: 0 for the
+// source, the deepest stripe's for a viewer, -1 if a stripe has no parent.
+func (st *Stream) depthLocked() int {
+	return depthOf(st.source, st.feeds)
+}
+
+func depthOf(source bool, feeds []*feed) int {
+	if source {
+		return 0
+	}
+	d := 0
+	for _, f := range feeds {
+		if f.depth < 0 {
+			return -1
+		}
+		d = max(d, f.depth)
+	}
+	return d
+}
+
+// statusLocked tells a child (or a prober) where this node stands for the
+// stripes of set.
+func (st *Stream) statusLocked(set live.Stripes) *pb.LiveStatus {
+	maxSlots, used := st.slotsLocked(set)
+	ls := &pb.LiveStatus{LatestSeq: st.latestOfLocked(set), Children: uint32(used), MaxChildren: uint32(maxSlots)}
 	if st.info != nil {
 		ls.Bitrate = st.info.Bitrate
 	}
-	if st.depth >= 0 {
-		ls.Depth = uint32(st.depth)
+	feeds := st.relevantLocked(set)
+	if d := depthOf(st.source, feeds); d >= 0 {
+		ls.Depth = uint32(d)
 	} else {
 		ls.Depth = live.MaxAncestors + 1 // not attached: nobody should count on us
 	}
-	for _, a := range st.ancestors {
-		ls.Ancestors = append(ls.Ancestors, []byte(a))
-	}
-	if st.parent != "" && !st.source {
-		ls.Ancestors = append(ls.Ancestors, []byte(st.parent))
+	for _, f := range feeds {
+		for _, a := range f.ancestors {
+			ls.Ancestors = append(ls.Ancestors, []byte(a))
+		}
+		if f.parent != "" {
+			ls.Ancestors = append(ls.Ancestors, []byte(f.parent))
+		}
 	}
 	if len(ls.Ancestors) > live.MaxAncestors {
 		ls.Ancestors = ls.Ancestors[len(ls.Ancestors)-live.MaxAncestors:]
@@ -109,37 +195,129 @@ func (st *Stream) statusLocked() *pb.LiveStatus {
 	return ls
 }
 
-// redirectLocked lists our children (and candidates) with room, for a child
-// we cannot take.
-func (st *Stream) redirectLocked() *pb.Redirect {
-	type alt struct {
-		id    peer.ID
-		depth int
+// latestOfLocked is the newest chunk held of the stripes of set. (The
+// newest chunk of any stripe would make a parent that is itself looking for
+// a new parent of one stripe look stalled to all its children of that
+// stripe, who would then all leave it at once.)
+func (st *Stream) latestOfLocked(set live.Stripes) uint64 {
+	if !st.have {
+		return 0
 	}
-	var alts []alt
-	for id := range st.children {
-		alts = append(alts, alt{id, st.depth + 1})
-	}
-	sort.Slice(alts, func(i, j int) bool { return alts[i].id < alts[j].id })
-	rd := &pb.Redirect{}
-	for _, a := range alts {
-		if len(rd.Peers) >= live.MaxRedirect {
+	for q, n := st.latest, 0; n < live.MaxStripes; q, n = q-1, n+1 {
+		if set.Has(q) && st.getLocked(q) != nil {
+			return q
+		}
+		if q == 0 {
 			break
 		}
-		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: node.PeerRecord(st.svc.h, a.id), Depth: uint32(max(a.depth, 0)), Spare: 1})
+	}
+	return 0
+}
+
+// redirectLocked lists our children for a child we cannot take: first those
+// whose home stripe is the one it asks for (they forward it).
+func (st *Stream) redirectLocked(set live.Stripes, n int) *pb.Redirect {
+	type alt struct {
+		id   peer.ID
+		home bool
+	}
+	var alts []alt
+	seen := map[peer.ID]bool{}
+	for key := range st.children {
+		if id := key.id; !seen[id] {
+			seen[id] = true
+			alts = append(alts, alt{id, live.Home([]byte(id), int(set.K)) == set.First()})
+		}
+	}
+	sort.Slice(alts, func(i, j int) bool {
+		if alts[i].home != alts[j].home {
+			return alts[i].home
+		}
+		return alts[i].id < alts[j].id
+	})
+	depth := depthOf(st.source, st.relevantLocked(set)) + 1
+	rd := &pb.Redirect{}
+	for _, a := range alts {
+		if len(rd.Peers) >= min(n, live.MaxRedirect) {
+			break
+		}
+		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: node.PeerRecord(st.svc.h, a.id), Depth: uint32(max(depth, 0)), Spare: 1})
 	}
 	return rd
 }
+
+// attachedLocked reports whether this node receives every stripe of set
+// (or has received some of it): it must not take children for a stripe it
+// is still looking for, or two such peers could feed each other nothing.
+func (st *Stream) attachedLocked(set live.Stripes) bool {
+	for _, f := range st.relevantLocked(set) {
+		if f.parent == "" && !f.have {
+			return false
+		}
+	}
+	return true
+}
+
+// How many peers a redirect lists: a probe is frequent and only needs a few
+// to learn of (every standby probe of every viewer would otherwise carry the
+// prober's whole list of children, kilobytes from the busiest peers); a
+// refused child needs enough to find room one level down.
+const (
+	probeRedirect   = 4
+	refusalRedirect = 16
+)
 
 // childKeepalive: a child sends an empty LiveRequest every heartbeat; one
 // silent this long is gone (a host that dies does not close its
 // connections), and its slot is freed for the orphans looking for a parent.
 const childKeepalive = time.Second
 
+// childKey names one subscription: a peer may take different stripes from
+// us over different subscriptions.
+type childKey struct {
+	id   peer.ID
+	k    uint32
+	mask uint32
+}
+
+// evictableLocked returns a child subscription that may make room for p's
+// subscription to set, or nil: p must be asking for its home stripe, and the
+// victim be a child of a single stripe that is not its own home stripe
+// (one of set's stripe first).
+func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
+	if set.K <= 1 || set.Count() != 1 || live.Home([]byte(p), int(set.K)) != set.First() {
+		return nil
+	}
+	var best *childKey
+	bestSame := false
+	for key, k := range st.children {
+		if k.set.K <= 1 || k.set.Count() != 1 || live.Home([]byte(k.id), int(k.set.K)) == k.set.First() {
+			continue
+		}
+		same := k.set.K == set.K && k.set.Mask == set.Mask
+		if best == nil || (same && !bestSame) || (same == bestSame && key.id < best.id) {
+			key := key
+			best, bestSame = &key, same
+		}
+	}
+	return best
+}
+
+// isChildLocked reports whether p takes any stripe from us.
+func (st *Stream) isChildLocked(p peer.ID) bool {
+	for key := range st.children {
+		if key.id == p {
+			return true
+		}
+	}
+	return false
+}
+
 func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *pb.LiveRequest) {
+	set := live.StripeSet(req.Stripes, req.StripeMask)
 	st.mu.Lock()
 	if req.Probe {
-		status, rd := st.statusLocked(), st.redirectLocked()
+		status, rd := st.statusLocked(set), st.redirectLocked(set, probeRedirect)
 		if st.info == nil {
 			status.Depth = live.MaxAncestors + 1
 		}
@@ -150,31 +328,48 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		ns.Close()
 		return
 	}
-	isAncestor := p == st.parent
-	for _, a := range st.ancestors {
-		if a == p {
+	isAncestor := false
+	for _, f := range st.relevantLocked(set) {
+		if p == f.parent || slices.Contains(f.ancestors, p) {
 			isAncestor = true
 		}
 	}
-	_, already := st.children[p]
-	if st.info == nil || isAncestor || already || len(st.children) >= st.capacityLocked() || st.ctx.Err() != nil {
+	already := false
+	for key, k := range st.children {
+		if key.id == p && (key.k != set.K || k.set.Mask&set.Mask != 0) {
+			already = true // a peer takes each stripe from one parent
+		}
+	}
+	maxSlots, used := st.slotsLocked(set)
+	if used+set.Count() > maxSlots && st.info != nil && !isAncestor && !already && st.attachedLocked(set) {
+		// Full. A peer whose home stripe this is forwards it further: it
+		// takes the slot of a child that only consumes a stripe here (that
+		// one moves to a peer of its stripe's tree; SplitStream's pushdown).
+		if v := st.evictableLocked(p, set); v != nil {
+			close(st.children[*v].evicted)
+			delete(st.children, *v)
+			maxSlots, used = st.slotsLocked(set)
+		}
+	}
+	if st.info == nil || !st.attachedLocked(set) || isAncestor || already || used+set.Count() > maxSlots || st.ctx.Err() != nil {
 		why := "no room"
 		switch {
-		case st.info == nil:
+		case st.info == nil || !st.attachedLocked(set):
 			why = "not receiving the stream yet"
 		case isAncestor:
 			why = "you feed this node: that would be a loop"
 		case already:
 			why = "already feeding you"
 		}
-		rd := st.redirectLocked()
+		rd := st.redirectLocked(set, refusalRedirect)
 		st.mu.Unlock()
 		_ = wire.WriteMsg(ns, &pb.LiveMessage{Msg: &pb.LiveMessage_Redirect{Redirect: rd}})
 		_ = wire.WriteMsg(ns, &pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_BUSY, Message: why}}})
 		ns.Close()
 		return
 	}
-	k := &child{id: p, q: make(chan queued, childQueue), gone: make(chan struct{})}
+	key := childKey{id: p, k: set.K, mask: set.Mask}
+	k := &child{id: p, set: set, q: make(chan queued, childQueue), gone: make(chan struct{}), evicted: make(chan struct{})}
 	var dropOnce bool
 	k.once = func() {
 		st.mu.Lock()
@@ -182,20 +377,40 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		if !dropOnce {
 			dropOnce = true
 			close(k.gone)
-			delete(st.children, p)
+			delete(st.children, key)
 		}
 	}
 	info := st.info
 	backlog := st.backlogLocked(req.FromSeq, req.FromLatest)
+	// A child starting at the newest start point waits for the next one if
+	// there is none to start from: whichever stripe it falls in.
 	waitStart := req.FromLatest && len(backlog) == 0
-	status := st.statusLocked()
-	st.children[p] = k
+	backlog = slices.DeleteFunc(backlog, func(c *pb.LiveChunk) bool { return !set.Has(c.Seq) })
+	status := st.statusLocked(set)
+	st.children[key] = k
 	st.wg.Add(1)
 	st.mu.Unlock()
 	st.svc.h.ConnManager().Protect(p, protectTag)
 	defer st.wg.Done()
-	defer k.once()
-	defer st.svc.h.ConnManager().Unprotect(p, protectTag)
+	defer func() {
+		k.once()
+		for { // give back the uplink booked for what will not be sent
+			select {
+			case q := <-k.q:
+				q.cancel()
+			default:
+				return
+			}
+		}
+	}()
+	defer func() {
+		st.mu.Lock()
+		still := st.isChildLocked(p)
+		st.mu.Unlock()
+		if !still {
+			st.svc.h.ConnManager().Unprotect(p, protectTag)
+		}
+	}()
 
 	// Notice the child leaving: it closes the stream, or stops sending its
 	// keepalives.
@@ -220,6 +435,20 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	}()
 
 	w := bwlimit.Writer(st.ctx, ns, st.svc.cfg.Upload)
+	count := func(buf []byte) {
+		st.mu.Lock()
+		st.bytesOut += uint64(len(buf))
+		st.rateOut.add(st.svc.cfg.Now(), len(buf))
+		st.mu.Unlock()
+	}
+	writeRaw := func(buf []byte) error {
+		_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err := ns.Write(buf)
+		if err == nil {
+			count(buf)
+		}
+		return err
+	}
 	writeFrame := func(buf []byte, chunk bool) error {
 		_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, err := w.Write(buf)
@@ -271,16 +500,59 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		case <-k.gone:
 			ns.Reset()
 			return
+		case <-k.evicted:
+			st.mu.Lock()
+			rd := st.redirectLocked(set, refusalRedirect)
+			st.mu.Unlock()
+			_ = send(&pb.LiveMessage{Msg: &pb.LiveMessage_Redirect{Redirect: rd}})
+			_ = send(&pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_BUSY, Message: "slot taken by a peer that forwards this stripe"}}})
+			_ = ns.CloseWrite()
+			return
 		case qc := <-k.q:
 			c := qc.c
 			if sent && c.Seq < next && c.Flags&live.FlagEnd == 0 {
+				qc.cancel()
 				continue // already in the backlog
 			}
 			if waitStart {
 				if c.Flags&(live.FlagStart|live.FlagEnd) == 0 {
+					qc.cancel()
 					continue
 				}
 				waitStart = false
+			}
+			if c.Flags&live.FlagEnd == 0 && !set.Has(c.Seq) {
+				qc.cancel()
+				continue // another stripe
+			}
+			if qc.booked != nil {
+				// Its turn on the uplink, booked in Stream.forward.
+				if d := qc.booked.Delay(); d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-t.C:
+					case <-st.ctx.Done():
+						t.Stop()
+						return
+					case <-k.gone:
+						t.Stop()
+						return
+					}
+				}
+				err := writeRaw(qc.frame)
+				if err != nil {
+					fail(err)
+					return
+				}
+				if c.Seq >= next {
+					next, sent = c.Seq+1, true
+				}
+				if c.Flags&live.FlagEnd != 0 {
+					_ = send(&pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_OK, Message: "end of stream"}}})
+					_ = ns.CloseWrite()
+					return
+				}
+				continue
 			}
 			if err := writeFrame(qc.frame, true); err != nil {
 				fail(err)
@@ -296,7 +568,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			}
 		case <-hb.C:
 			st.mu.Lock()
-			status := st.statusLocked()
+			status := st.statusLocked(set)
 			st.mu.Unlock()
 			if err := send(&pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: status}}); err != nil {
 				fail(err)

@@ -58,6 +58,15 @@ type Config struct {
 	MaxJoinLag time.Duration
 	// ChunkDuration is the source's target chunk duration (default 50 ms).
 	ChunkDuration time.Duration
+	// Stripes cuts the stream into this many stripes (default 4; 1: the
+	// whole stream from one parent): stripe i is the chunks with seq % K
+	// == i, and a viewer takes each stripe from its own parent. A node
+	// forwards its home stripe (live.Home) first, so each stripe's tree has
+	// a fan-out of about uplink / (bitrate / K) instead of uplink / bitrate:
+	// shallow trees, hence short delays, on uplinks of 2 stream bit rates,
+	// and the loss of one parent costs a quarter of the stream for the time
+	// of a failover (docs/architecture.md, "Stripes").
+	Stripes int
 	// Clock is the source of time; the simulator passes virtual time by
 	// running the node inside a synctest bubble, so the default suffices.
 	Now func() time.Time
@@ -89,6 +98,10 @@ func (c *Config) defaults() {
 	if c.Window <= 0 {
 		c.Window = max(300, int(30*time.Second/c.ChunkDuration))
 	}
+	if c.Stripes <= 0 {
+		c.Stripes = 4
+	}
+	c.Stripes = min(c.Stripes, live.MaxStripes)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -29,7 +29,6 @@ func (s *Service) Broadcast(name string) (*Source, error) {
 		return nil, err
 	}
 	st := newStream(s, signer.ID(), true)
-	st.depth = 0
 	st.setInfo(signer.Info(0, uint32(s.cfg.ChunkDuration.Milliseconds())), nil)
 	got, err := s.add(st)
 	if err != nil {

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"sort"
 	"sync"
 	"time"
 
@@ -35,11 +36,11 @@ type Stream struct {
 	latest     uint64
 	latestCap  int64 // capture time of the newest chunk, µs (source clock)
 	ended      bool
-	children   map[peer.ID]*child
-	depth      int // hops from the source; source 0; -1 unknown
-	ancestors  []peer.ID
-	parent     peer.ID
-	parentAt   time.Time
+	children   map[childKey]*child
+	k          int     // stripes this node subscribes to (viewers)
+	feeds      []*feed // one per stripe (viewers); nil on a source
+	baseSeq    uint64  // first seq a late stripe subscription asks for
+	joining    *feed   // the feed whose subscription picks the start point
 	cands      map[peer.ID]*candidate
 	banned     map[peer.ID]bool
 	play       *player.Live
@@ -55,21 +56,16 @@ type Stream struct {
 	rateIn     rateMeter
 	rateOut    rateMeter
 	closeOnce  sync.Once
-	// viewer bookkeeping
-	parentLatest uint64
-	switchesBase bool
-	provided     bool
-	move         func() // cancels the current subscription to move up the tree
-	// moveTo is the parent a move goes to (checked by a probe just before);
-	// moveBack the parent left, tried next if moveTo turned out full.
-	moveTo, moveBack peer.ID
-	done             chan struct{}
+	provided   bool
+	done       chan struct{}
 }
 
-// candidate is a peer that may feed us.
+// candidate is a peer that may feed us. Its depth and room are those of its
+// home stripe (live.Home), where it is an interior node; the source's depth
+// is 0 in every stripe.
 type candidate struct {
 	depth    int // -1 unknown
-	spare    int // -1 unknown
+	spare    int // free stripe slots, -1 unknown
 	failedAt time.Time
 	fails    int
 	probedAt time.Time
@@ -77,17 +73,23 @@ type candidate struct {
 
 func newStream(svc *Service, id cid.Cid, source bool) *Stream {
 	ctx, cancel := context.WithCancel(svc.ctx)
-	return &Stream{
+	st := &Stream{
 		svc: svc, id: id, source: source, ctx: ctx, cancel: cancel,
 		infoReady: make(chan struct{}),
 		ring:      make([]*pb.LiveChunk, svc.cfg.Window),
-		children:  map[peer.ID]*child{},
+		children:  map[childKey]*child{},
 		cands:     map[peer.ID]*candidate{},
 		banned:    map[peer.ID]bool{},
-		depth:     -1,
+		k:         svc.cfg.Stripes,
 		startedAt: svc.cfg.Now(),
 		done:      make(chan struct{}),
 	}
+	if !source {
+		for i := 0; i < st.k; i++ {
+			st.feeds = append(st.feeds, &feed{st: st, idx: i, depth: -1})
+		}
+	}
+	return st
 }
 
 // ID is the stream ID.
@@ -155,6 +157,15 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 	}
 	if s.firstChunk.IsZero() {
 		s.firstChunk = now
+		// Stripes subscribed later start where this one did (its first
+		// chunk may follow the start point by up to K-1 chunks).
+		s.baseSeq = c.Seq - min(c.Seq, uint64(max(s.k, 1)-1))
+	}
+	if len(s.feeds) > 0 {
+		f := s.feeds[c.Seq%uint64(len(s.feeds))]
+		if !f.have || c.Seq > f.latest {
+			f.latest, f.have = c.Seq, true
+		}
 	}
 	s.chunksIn++
 	s.bytesIn += uint64(len(c.Data))
@@ -173,9 +184,7 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 		// Encode the frame once for every child.
 		frame, err := wire.AppendFrame(nil, &pb.LiveMessage{Msg: &pb.LiveMessage_Chunk{Chunk: c}})
 		if err == nil {
-			for _, k := range kids {
-				k.push(queued{c: c, frame: frame})
-			}
+			s.forward(kids, queued{c: c, frame: frame})
 		}
 	}
 	if play != nil {
@@ -188,6 +197,33 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 		})
 	}
 	return true
+}
+
+// forward queues a chunk for the children. With an upload limit, it also
+// books the uplink for each copy, interior children first: those whose home
+// stripe the chunk is in forward it further, so they get it first (a whole
+// frame each, in turn, rather than all copies sharing the uplink and all
+// arriving late); leaves, which forward nothing of it, come last.
+func (s *Stream) forward(kids []*child, q queued) {
+	seq := q.c.Seq
+	end := q.c.Flags&live.FlagEnd != 0
+	sort.SliceStable(kids, func(i, j int) bool {
+		pi, pj := kids[i].interior(seq), kids[j].interior(seq)
+		if pi != pj {
+			return pi
+		}
+		return kids[i].id < kids[j].id
+	})
+	lim := s.svc.cfg.Upload
+	for _, k := range kids {
+		kq := q
+		if lim != nil && (end || k.set.Has(seq)) {
+			if r := lim.ReserveN(time.Now(), len(q.frame)); r.OK() {
+				kq.booked = r
+			}
+		}
+		k.push(kq)
+	}
 }
 
 // backlog returns the chunks a new child gets first: from fromSeq, or (if
@@ -237,11 +273,14 @@ type Stats struct {
 	Role       string   `json:"role"` // "source" or "viewer"
 	Ended      bool     `json:"ended"`
 	LatestSeq  uint64   `json:"latest_seq"`
-	Depth      int      `json:"depth"`
-	Parent     string   `json:"parent,omitempty"`
-	Children   int      `json:"children"`
-	Peers      int      `json:"peers"`  // candidates known
-	Banned     int      `json:"banned"` // peers dropped for sending invalid data
+	Depth      int      `json:"depth"`             // deepest stripe's hops from the source
+	Parent     string   `json:"parent,omitempty"`  // stripe 0's parent
+	Parents    []string `json:"parents,omitempty"` // each stripe's parent ("" while looking)
+	Stripes    int      `json:"stripes"`
+	Children   int      `json:"children"` // peers fed (each takes one or more stripes)
+	Load       float64  `json:"load"`     // copies of the stream forwarded (a stripe of K counts 1/K)
+	Peers      int      `json:"peers"`    // candidates known
+	Banned     int      `json:"banned"`   // peers dropped for sending invalid data
 	Switches   uint64   `json:"parent_switches"`
 	DelayMS    Quantile `json:"delay_ms"`
 	Continuity float64  `json:"continuity"`
@@ -268,13 +307,21 @@ type Quantile struct {
 	P99 float64 `json:"p99"`
 }
 
+func (s *Stream) childPeersLocked() int {
+	seen := map[peer.ID]bool{}
+	for key := range s.children {
+		seen[key.id] = true
+	}
+	return len(seen)
+}
+
 // Stats returns a snapshot.
 func (s *Stream) Stats() Stats {
 	now := s.svc.cfg.Now()
 	s.mu.Lock()
 	st := Stats{
-		ID: s.id.String(), Role: "viewer", Ended: s.ended, LatestSeq: s.latest, Depth: s.depth,
-		Children: len(s.children), Peers: len(s.cands), Banned: len(s.banned), Switches: s.switches,
+		ID: s.id.String(), Role: "viewer", Ended: s.ended, LatestSeq: s.latest, Depth: s.depthLocked(), Stripes: s.k,
+		Children: s.childPeersLocked(), Load: s.loadLocked(), Peers: len(s.cands), Banned: len(s.banned), Switches: s.switches,
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
 	}
@@ -286,8 +333,15 @@ func (s *Stream) Stats() Stats {
 		st.Name = s.info.Name
 		st.Bitrate = s.info.Bitrate
 	}
-	if s.parent != "" {
-		st.Parent = s.parent.String()
+	for i, f := range s.feeds {
+		p := ""
+		if f.parent != "" {
+			p = f.parent.String()
+		}
+		if i == 0 {
+			st.Parent = p
+		}
+		st.Parents = append(st.Parents, p)
 	}
 	play := s.play
 	s.mu.Unlock()

@@ -16,9 +16,7 @@ import (
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"google.golang.org/protobuf/proto"
 )
 
 // ErrNoPeers: nobody in the swarm has the stream.
@@ -64,8 +62,10 @@ func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*St
 		for _, p := range opts.Peers {
 			st.addCandidate(p, -1, -1)
 		}
-		st.wg.Add(3)
-		go st.feed()
+		st.wg.Add(2 + len(st.feeds))
+		for _, f := range st.feeds {
+			go f.run()
+		}
 		go st.discover()
 		go st.optimize()
 		s.wg.Add(1)
@@ -116,357 +116,6 @@ func (st *Stream) addCandidate(p peer.ID, depth, spare int) {
 	}
 }
 
-// pick chooses the next parent: the candidate closest to the source (unknown
-// depth counts as deep), with room, not one of our children, not failed in the
-// last few seconds.
-func (st *Stream) pick(now time.Time) (peer.ID, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	type scored struct {
-		id    peer.ID
-		score int
-	}
-	var list []scored
-	for id, c := range st.cands {
-		if _, isChild := st.children[id]; isChild {
-			continue
-		}
-		backoff := time.Duration(min(c.fails, 5)) * 500 * time.Millisecond
-		if c.fails > 0 && now.Sub(c.failedAt) < backoff {
-			continue
-		}
-		d := c.depth
-		if d < 0 {
-			d = 32
-		}
-		score := d * 4
-		if c.spare == 0 {
-			score += 64
-		}
-		score += c.fails * 8
-		if now.Sub(c.probedAt) > 3*time.Second {
-			score += 8 // not known to be alive lately
-		}
-		if st.svc.h.Network().Connectedness(id) != network.Connected {
-			// A peer we have no connection to may be gone (a killed host
-			// does not close its connections); try live ones first, since
-			// a dial to a dead address costs the dial timeout.
-			score += 16
-		}
-		list = append(list, scored{id, score})
-	}
-	if len(list) == 0 {
-		return "", false
-	}
-	sort.Slice(list, func(i, j int) bool {
-		if list[i].score != list[j].score {
-			return list[i].score < list[j].score
-		}
-		return list[i].id < list[j].id
-	})
-	return list[0].id, true
-}
-
-// feed keeps one parent feeding us: it subscribes to the best candidate and,
-// when that parent stalls, fails or redirects us, moves to the next.
-func (st *Stream) feed() {
-	defer st.wg.Done()
-	lostParent := false
-	for st.ctx.Err() == nil {
-		st.mu.Lock()
-		ended := st.ended
-		st.mu.Unlock()
-		if ended {
-			return
-		}
-		st.mu.Lock()
-		attached := st.parent != ""
-		st.mu.Unlock()
-		if !attached {
-			if !lostParent {
-				st.probeUnknown(8)
-			} else {
-				// Failover: the standbys were alive a second ago, but hosts
-				// that die together (a rack, a NAT, a third of a swarm) die
-				// together: check the best few at once, briefly; a live peer
-				// on a LAN answers in milliseconds.
-				st.probeStandbysWithin(4, failoverProbe)
-			}
-		}
-		p, ok := st.nextMoveTarget()
-		if !ok {
-			p, ok = st.pick(st.svc.cfg.Now())
-		}
-		if !ok {
-			select {
-			case <-st.ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		st.svc.log.Debug("subscribing", "stream", st.id.String(), "parent", p.String())
-		err := st.subscribe(p)
-		st.mu.Lock()
-		if st.parent == p {
-			st.parent = ""
-		}
-		c := st.cands[p]
-		voluntary := errors.Is(err, errMove)
-		lostParent = err != nil && !voluntary && !errors.Is(err, errBusy)
-		if p == st.moveTo {
-			st.moveTo = ""
-			if !errors.Is(err, errBusy) {
-				st.moveBack = "" // it took us: no going back
-			}
-		}
-		if err != nil && c != nil && !voluntary {
-			c.fails++
-			c.failedAt = st.svc.cfg.Now()
-		}
-		st.mu.Unlock()
-		if err != nil && st.ctx.Err() == nil && !errors.Is(err, errEnded) {
-			st.svc.log.Debug("parent lost", "stream", st.id.String(), "peer", p.String(), "err", err.Error())
-		}
-	}
-}
-
-// nextMoveTarget returns the parent a move goes to, then (if that one had
-// no room) the parent it left, whose slot we just freed.
-func (st *Stream) nextMoveTarget() (peer.ID, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.moveTo != "" {
-		return st.moveTo, true
-	}
-	if st.moveBack != "" {
-		p := st.moveBack
-		st.moveBack = ""
-		return p, true
-	}
-	return "", false
-}
-
-// failoverProbe bounds the check of standby parents after a parent is lost.
-const failoverProbe = 150 * time.Millisecond
-
-var (
-	errStall = errors.New("parent stalled")
-	errLoop  = errors.New("parent is fed by us (loop)")
-	errBusy  = errors.New("parent has no room")
-	errMove  = errors.New("moving to a parent closer to the source")
-)
-
-// subscribe receives the stream from p until it stalls, fails or ends.
-func (st *Stream) subscribe(p peer.ID) error {
-	cfg := st.svc.cfg
-	ctx, cancel := context.WithCancelCause(st.ctx)
-	defer cancel(nil)
-	st.mu.Lock()
-	st.move = func() { cancel(errMove) }
-	st.mu.Unlock()
-	defer func() {
-		st.mu.Lock()
-		st.move = nil
-		st.mu.Unlock()
-	}()
-	// Opening a stream on a live connection is immediate; dialling a peer
-	// on a LAN takes milliseconds. Give up quickly: the jitter buffer has
-	// only a few hundred milliseconds to spare after a parent is lost.
-	octx, ocancel := context.WithTimeout(ctx, time.Second)
-	ns, err := st.svc.h.NewStream(octx, p, ID)
-	ocancel()
-	if err != nil {
-		return err
-	}
-	defer ns.Reset()
-	_ = ns.Scope().SetService("hivecast.live")
-	st.mu.Lock()
-	req := &pb.LiveRequest{Stream: st.id.Bytes()}
-	if st.have {
-		req.FromSeq = st.latest + 1
-	} else {
-		req.FromLatest = true
-	}
-	st.mu.Unlock()
-	if err := wire.WriteMsg(ns, req); err != nil {
-		return err
-	}
-	// Keepalives: an empty request every heartbeat tells the parent we are
-	// still here (it frees the slot of a child that went silent).
-	kaDone := make(chan struct{})
-	go func() {
-		defer close(kaDone)
-		t := time.NewTicker(cfg.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if wire.WriteMsg(ns, &pb.LiveRequest{}) != nil {
-				return
-			}
-		}
-	}()
-	defer func() { cancel(nil); ns.Reset(); <-kaDone }()
-	// Watchdog: a parent that sends nothing (no chunk, no heartbeat) for
-	// StallTimeout, or only heartbeats while it has chunks we lack, is
-	// dropped.
-	lastMsg := make(chan bool, 64) // true: a new chunk
-	stalled := make(chan struct{})
-	go func() {
-		first := time.Second // the first answer comes at once from a live parent
-		t := time.NewTimer(first)
-		defer t.Stop()
-		lastChunk := cfg.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				ns.Reset()
-				return
-			case isChunk := <-lastMsg:
-				if isChunk {
-					lastChunk = cfg.Now()
-				}
-				st.mu.Lock()
-				// Before our first chunk the parent may be waiting for the next
-				// start point; heartbeats alone keep it then.
-				behind := st.have && st.parentAhead()
-				st.mu.Unlock()
-				if behind && cfg.Now().Sub(lastChunk) > cfg.StallTimeout {
-					close(stalled)
-					ns.Reset()
-					return
-				}
-				if !t.Stop() {
-					select {
-					case <-t.C:
-					default:
-					}
-				}
-				t.Reset(cfg.StallTimeout)
-			case <-t.C:
-				close(stalled)
-				ns.Reset()
-				return
-			}
-		}
-	}()
-	r := wire.NewReader(ns)
-	var parentLatest uint64
-	for {
-		m, err := live.ReadMessage(r)
-		if err != nil {
-			select {
-			case <-stalled:
-				return errStall
-			default:
-			}
-			if errors.Is(context.Cause(ctx), errMove) {
-				return errMove
-			}
-			if errors.Is(err, live.ErrBadPush) {
-				st.ban(p, err)
-			}
-			return err
-		}
-		isChunk := false
-		switch x := m.Msg.(type) {
-		case *pb.LiveMessage_Info:
-			st.mu.Lock()
-			have := st.verifier != nil
-			st.mu.Unlock()
-			if !have {
-				v, err := live.NewVerifier(st.id, x.Info)
-				if err != nil {
-					st.ban(p, err)
-					return err
-				}
-				st.setInfo(x.Info, v)
-			}
-		case *pb.LiveMessage_Chunk:
-			st.mu.Lock()
-			v := st.verifier
-			st.mu.Unlock()
-			if v == nil {
-				st.ban(p, errors.New("chunk before stream info"))
-				return errors.New("protocol violation: chunk before info")
-			}
-			if err := v.Verify(x.Chunk); err != nil {
-				st.ban(p, err)
-				return err
-			}
-			isChunk = st.add(x.Chunk) || isChunk
-			if x.Chunk.Seq > parentLatest {
-				parentLatest = x.Chunk.Seq
-			}
-			if st.firstFrom(p) {
-				st.svc.provide(st)
-			}
-		case *pb.LiveMessage_Status:
-			if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
-				return errLoop
-			}
-			st.mu.Lock()
-			if st.parent != p {
-				if st.parent != "" || st.switchesBase {
-					st.switches++
-				}
-				st.switchesBase = true
-				st.parent, st.parentAt = p, cfg.Now()
-			}
-			st.depth = int(x.Status.Depth) + 1
-			st.ancestors = st.ancestors[:0]
-			for _, a := range x.Status.Ancestors {
-				if id, err := peer.IDFromBytes(a); err == nil {
-					st.ancestors = append(st.ancestors, id)
-				}
-			}
-			st.parentLatest = x.Status.LatestSeq
-			if b := x.Status.Bitrate; b > 0 && st.info != nil && st.info.Bitrate != b {
-				// The source's measured rate, relayed down the tree (a hint that
-				// sizes our own number of children).
-				info := proto.Clone(st.info).(*pb.StreamInfo)
-				info.Bitrate = b
-				st.info = info
-			}
-			if c := st.cands[p]; c != nil {
-				c.depth = int(x.Status.Depth)
-				c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
-				c.fails = 0
-			}
-			st.mu.Unlock()
-		case *pb.LiveMessage_Redirect:
-			st.addRedirect(x.Redirect)
-		case *pb.LiveMessage_End:
-			if x.End.Code == pb.Code_OK {
-				return errEnded
-			}
-			if x.End.Code == pb.Code_BUSY {
-				st.mu.Lock()
-				if c := st.cands[p]; c != nil {
-					c.spare = 0
-					c.probedAt = cfg.Now()
-				}
-				st.mu.Unlock()
-				return errBusy
-			}
-			return fmt.Errorf("parent ended the subscription: %s %s", x.End.Code, x.End.Message)
-		}
-		select {
-		case lastMsg <- isChunk:
-		default:
-		}
-	}
-}
-
-// parentAhead reports whether the parent announced chunks we do not have.
-func (st *Stream) parentAhead() bool {
-	return st.parentLatest > st.latest+1
-}
-
 // firstFrom reports whether this is the first chunk we got at all.
 func (st *Stream) firstFrom(p peer.ID) bool {
 	st.mu.Lock()
@@ -493,12 +142,16 @@ func (st *Stream) ban(p peer.ID, why error) {
 	st.mu.Lock()
 	st.banned[p] = true
 	delete(st.cands, p)
-	if k := st.children[p]; k != nil {
-		st.mu.Unlock()
-		k.once()
-		return
+	var drop []*child
+	for key, k := range st.children {
+		if key.id == p {
+			drop = append(drop, k)
+		}
 	}
 	st.mu.Unlock()
+	for _, k := range drop {
+		k.once()
+	}
 }
 
 // discover keeps the viewer's list of candidate parents full. The DHT
@@ -514,10 +167,18 @@ func (st *Stream) discover() {
 	)
 	d := st.svc.n.DHT()
 	var lastDHT, lastPex time.Time
+	pexTurn := 0
 	for {
 		st.mu.Lock()
 		n := len(st.cands)
-		parent := st.parent
+		// Peer exchange with each stripe's parent in turn.
+		var parent peer.ID
+		for i := range st.feeds {
+			if p := st.feeds[(pexTurn+i)%len(st.feeds)].parent; p != "" {
+				parent = p
+				break
+			}
+		}
 		st.mu.Unlock()
 		interval := 10 * time.Second
 		if n == 0 {
@@ -534,6 +195,7 @@ func (st *Stream) discover() {
 		}
 		if parent != "" && time.Since(lastPex) >= pexInterval {
 			lastPex = time.Now()
+			pexTurn++
 			st.exchange(parent)
 		}
 		select {
@@ -579,12 +241,17 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	}
 	st.mu.Lock()
 	var ids []peer.ID
-	if st.parent != "" {
-		ids = append(ids, st.parent)
+	for _, f := range st.feeds {
+		if f.parent != "" {
+			ids = append(ids, f.parent)
+		}
 	}
-	for p := range st.children {
-		ids = append(ids, p)
+	var kids []peer.ID
+	for key := range st.children {
+		kids = append(kids, key.id)
 	}
+	sort.Slice(kids, func(i, j int) bool { return kids[i] < kids[j] })
+	ids = append(ids, kids...)
 	var cands []peer.ID
 	for p, c := range st.cands {
 		if c.fails == 0 {
@@ -683,7 +350,13 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 	stop := context.AfterFunc(ctx, func() { ns.Reset() })
 	defer stop()
 	defer ns.Reset()
-	if err := wire.WriteMsg(ns, &pb.LiveRequest{Stream: st.id.Bytes(), Probe: true}); err != nil {
+	req := &pb.LiveRequest{Stream: st.id.Bytes(), Probe: true}
+	if st.k > 1 {
+		// Where p stands in its home stripe, the one it forwards first.
+		set := live.One(live.Home([]byte(p), st.k), st.k)
+		req.Stripes, req.StripeMask = set.K, set.Mask
+	}
+	if err := wire.WriteMsg(ns, req); err != nil {
 		st.noteProbeFail(p)
 		return
 	}
@@ -782,21 +455,22 @@ func (st *Stream) probeUnknown(n int) {
 	wg.Wait()
 }
 
-// probeStandbys probes the n best candidates other than the parent.
-func (st *Stream) probeStandbys(n int) { st.probeStandbysWithin(n, time.Second) }
+// probeStandbysWithin probes, in parallel, the n best standby parents of
+// stripe f (peers of that home stripe first, not f's parent, not our
+// children), each within timeout.
+func (st *Stream) probeStandbysWithin(f *feed, n int, timeout time.Duration) {
+	st.probeAll(st.standbys(f, n), timeout)
+}
 
-// probeStandbysWithin probes the n best candidates in parallel, each within
-// timeout.
-func (st *Stream) probeStandbysWithin(n int, timeout time.Duration) {
+func (st *Stream) standbys(f *feed, n int) []peer.ID {
 	st.mu.Lock()
-	parent := st.parent
 	type cand struct {
 		id    peer.ID
 		score int
 	}
 	var list []cand
 	for id, c := range st.cands {
-		if _, isChild := st.children[id]; isChild || id == parent {
+		if id == f.parent || st.isChildLocked(id) {
 			continue
 		}
 		d := c.depth
@@ -807,6 +481,9 @@ func (st *Stream) probeStandbysWithin(n int, timeout time.Duration) {
 		if c.spare == 0 {
 			sc += 64
 		}
+		if !f.homeOf(id, c) {
+			sc += 128
+		}
 		list = append(list, cand{id, sc})
 	}
 	st.mu.Unlock()
@@ -816,79 +493,114 @@ func (st *Stream) probeStandbysWithin(n int, timeout time.Duration) {
 		}
 		return list[i].id < list[j].id
 	})
-	if len(list) > n {
-		list = list[:n]
+	var ids []peer.ID
+	for _, c := range list[:min(n, len(list))] {
+		ids = append(ids, c.id)
 	}
+	return ids
+}
+
+func (st *Stream) probeAll(ids []peer.ID, timeout time.Duration) {
 	var wg sync.WaitGroup
-	for _, c := range list {
+	for _, id := range ids {
 		wg.Add(1)
 		go func(id peer.ID) {
 			defer wg.Done()
 			st.probeWithin(id, timeout)
-		}(c.id)
+		}(id)
 	}
 	wg.Wait()
 }
 
-// optimize moves the viewer up the tree: every few seconds it probes a few
-// candidates and, if one with room is at least two hops closer to the source
-// than its parent, switches to it (resuming at the next chunk, so nothing is
-// lost). Hysteresis keeps the tree from churning.
+// optimize moves each stripe up its tree: every few seconds it probes a few
+// candidates and, if one whose home stripe it is has room and is at least
+// two hops closer to the source than the stripe's parent (or as close, when
+// the parent forwards the stripe only as a fallback), switches to it
+// (resuming at the next chunk, so nothing is lost). Hysteresis keeps the
+// trees from churning.
 func (st *Stream) optimize() {
 	defer st.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	lastMove := time.Time{}
+	lastMove := make([]time.Time, len(st.feeds))
 	for tick := 0; ; tick++ {
 		select {
 		case <-st.ctx.Done():
 			return
 		case <-t.C:
 		}
-		// Keep the best two standby parents known to be alive, so that a
-		// failover goes to a live peer at the first try (after a host dies,
-		// its connections look open until liveness pings time out).
-		st.probeStandbys(2)
+		// Keep the best standby parent of each stripe (two with one stripe)
+		// known to be alive, so that a failover goes to a live peer at the
+		// first try (after a host dies, its connections look open until
+		// liveness pings time out).
+		seen := map[peer.ID]bool{}
+		var ids []peer.ID
+		for _, f := range st.feeds {
+			for _, id := range st.standbys(f, max(1, 2/len(st.feeds))) {
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		st.probeAll(ids, time.Second)
 		if tick%3 != 0 {
 			continue
 		}
 		st.probeUnknown(4)
-		now := st.svc.cfg.Now()
-		st.mu.Lock()
-		depth := st.depth
-		var target peer.ID
-		bestDepth := 0
-		if st.parent != "" && depth > 1 && now.Sub(lastMove) > 10*time.Second {
-			for id, c := range st.cands {
-				if _, isChild := st.children[id]; isChild || id == st.parent {
-					continue
-				}
-				// At least two levels closer (hysteresis), the closest first.
-				if c.depth >= 0 && c.depth+1 <= depth-2 && c.spare > 0 && c.fails == 0 &&
-					(target == "" || c.depth < bestDepth || (c.depth == bestDepth && id < target)) {
-					target, bestDepth = id, c.depth
-				}
+		for i, f := range st.feeds {
+			if st.ctx.Err() != nil {
+				return
+			}
+			now := st.svc.cfg.Now()
+			if now.Sub(lastMove[i]) > 10*time.Second && st.moveUp(f) {
+				lastMove[i] = now
 			}
 		}
-		st.mu.Unlock()
-		if target == "" {
-			continue
+	}
+}
+
+// moveUp switches stripe f to a better parent if one is known; it reports
+// whether it did.
+func (st *Stream) moveUp(f *feed) bool {
+	better := func(id peer.ID, c *candidate) bool {
+		if id == f.parent || st.isChildLocked(id) || c.depth < 0 || c.spare <= 0 || c.fails != 0 || !f.homeOf(id, c) {
+			return false
 		}
-		// The candidate's room may be stale (a redirect, an old probe):
-		// ask again just before leaving a parent that works, so that our
-		// children do not starve while we walk through full parents.
-		st.probeWithin(target, 500*time.Millisecond)
-		st.mu.Lock()
-		c := st.cands[target]
-		ok := c != nil && c.fails == 0 && c.spare > 0 && c.depth >= 0 && c.depth+1 <= st.depth-2 && st.parent != ""
-		move := st.move
-		if ok && move != nil {
-			st.moveTo, st.moveBack = target, st.parent
+		if pc := st.cands[f.parent]; pc != nil && !f.homeOf(f.parent, pc) {
+			return c.depth+1 <= f.depth // off a fallback parent
 		}
-		st.mu.Unlock()
-		if ok && move != nil {
-			lastMove = now
-			move()
+		return c.depth+1 <= f.depth-2 // at least two levels closer (hysteresis)
+	}
+	st.mu.Lock()
+	var target peer.ID
+	bestDepth := 0
+	if f.parent != "" && f.depth > 1 {
+		for id, c := range st.cands {
+			if better(id, c) && (target == "" || c.depth < bestDepth || (c.depth == bestDepth && id < target)) {
+				target, bestDepth = id, c.depth
+			}
 		}
 	}
+	st.mu.Unlock()
+	if target == "" {
+		return false
+	}
+	// The candidate's room may be stale (a redirect, an old probe): ask
+	// again just before leaving a parent that works, so that our children
+	// do not starve while we walk through full parents.
+	st.probeWithin(target, 500*time.Millisecond)
+	st.mu.Lock()
+	c := st.cands[target]
+	ok := c != nil && f.parent != "" && better(target, c)
+	move := f.move
+	if ok && move != nil {
+		f.moveTo, f.moveBack = target, f.parent
+	}
+	st.mu.Unlock()
+	if ok && move != nil {
+		move()
+		return true
+	}
+	return false
 }

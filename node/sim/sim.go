@@ -45,6 +45,7 @@ import (
 	"github.com/marcopolo/simnet"
 	"github.com/quic-go/quic-go"
 	"go.uber.org/fx"
+	"golang.org/x/time/rate"
 )
 
 // Config describes a scenario. Zero fields take the defaults of issue 5.
@@ -93,7 +94,7 @@ type Config struct {
 
 	// Live is the live.Config of every viewer, Source that of the source
 	// (zero fields: live's defaults). If MaxChildren is 0 it is set to
-	// uplink / (1.1 × bitrate), rounded down, at least 1; UploadRate to the
+	// uplink / bitrate, rounded up; UploadRate to the
 	// uplink (it only sizes the number of children: the simulated link is
 	// the cap, Upload stays nil).
 	Live   live.Config
@@ -160,11 +161,16 @@ func (c *Config) defaults() {
 	// the measured bit rate + 10 %; until the source has measured it (2 s)
 	// and for viewers that subscribed before then, only MaxChildren applies,
 	// so it gets the same bound here.
+	// Rounded up: the upload rate is the bound once the bit rate is known
+	// (children count by the share of the stream they take).
 	if c.Live.MaxChildren <= 0 {
-		c.Live.MaxChildren = max(1, int(float64(c.ViewerUp)/float64(c.Bitrate)/1.1))
+		c.Live.MaxChildren = max(1, int(math.Ceil(float64(c.ViewerUp)/float64(c.Bitrate))))
 	}
 	if c.Source.MaxChildren <= 0 {
-		c.Source.MaxChildren = max(1, int(float64(c.SourceUp)/float64(c.Bitrate)/1.1))
+		c.Source.MaxChildren = max(1, int(math.Ceil(float64(c.SourceUp)/float64(c.Bitrate))))
+	}
+	if c.Source.Stripes <= 0 {
+		c.Source.Stripes = c.Live.Stripes
 	}
 	if c.Live.UploadRate == 0 {
 		c.Live.UploadRate = float64(c.ViewerUp) / 8
@@ -482,7 +488,9 @@ func (s *swarm) run() *Result {
 	for src.n.DHT().RoutingTable().Size() < min(cfg.Bootstraps, 1) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	src.lv = live.New(src.n, s.key(0), cfg.Source)
+	scfg := cfg.Source
+	scfg.Upload = pacer(cfg.SourceUp)
+	src.lv = live.New(src.n, s.key(0), scfg)
 	bc, err := src.lv.Broadcast("sim")
 	if err != nil {
 		t.Fatal(err)
@@ -531,7 +539,9 @@ func (s *swarm) run() *Result {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.lv = live.New(m.n, s.key(m.idx), cfg.Live)
+		lcfg := cfg.Live
+		lcfg.Upload = pacer(cfg.ViewerUp)
+		m.lv = live.New(m.n, s.key(m.idx), lcfg)
 		m.rec = &recorder{watchAt: time.Now()}
 		vmu.Lock()
 		viewers[i] = m
@@ -815,4 +825,13 @@ func (r *Result) Row() string {
 		r.Viewers, ms(r.DelayP50), ms(r.DelayP95), ms(r.DelayP99), ms(r.LowerBound),
 		r.Continuity, r.MinContinuity, ms(r.StartupP50), ms(r.StartupP95),
 		r.SourceUpload, r.PeerEfficiency, r.ControlOverhead, r.MeanDepth, r.MaxDepth, r.Switches, ev)
+}
+
+// pacer is a node's upload limiter at 95 % of its uplink (as a daemon run
+// with --max-upload set to its uplink): live chunks leave at the link's
+// rate instead of in bursts to every child at once, which the links'
+// FQ-CoDel queues answer by dropping packets (QUIC then recovers them a
+// round trip or a probe timeout later, past the children's stall timeout).
+func pacer(bitsPerSec int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(float64(bitsPerSec)/8*0.95), 16<<10)
 }

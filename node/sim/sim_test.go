@@ -30,6 +30,7 @@ var (
 	fChildren  = flag.Int("children", 0, "viewer MaxChildren (default uplink/bitrate)")
 	fSrcKids   = flag.Int("source-children", 0, "source MaxChildren (default uplink/bitrate)")
 	fJoinLag   = flag.Duration("join-lag", 0, "live MaxJoinLag (default 200ms)")
+	fStripes   = flag.Int("stripes", 0, "stripes per stream (default live's 4; 1: whole stream from one parent)")
 	fVerbose   = flag.Bool("verbose", false, "log every viewer below 0.99 continuity")
 	fOut       = flag.String("out", "", "append the table row to this file")
 	fTrace     = flag.String("trace", "", "write every node's debug log (virtual time, n=member index) to this file")
@@ -47,6 +48,7 @@ func flagConfig() Config {
 	c.Live.Heartbeat = *fHeartbeat
 	c.Live.MaxChildren = *fChildren
 	c.Live.MaxJoinLag = *fJoinLag
+	c.Live.Stripes = *fStripes
 	c.Source.MaxChildren = *fSrcKids
 	c.Source.Heartbeat = *fHeartbeat
 	c.Source.StallTimeout = *fStall

@@ -38,6 +38,12 @@ func ValidateRequest(r *pb.LiveRequest) (cid.Cid, error) {
 	if id.Prefix().Codec != CodecLive {
 		return cid.Undef, fmt.Errorf("%w: not a live stream ID", ErrBadPush)
 	}
+	if r.Stripes > MaxStripes {
+		return cid.Undef, fmt.Errorf("%w: %d stripes (max %d)", ErrBadPush, r.Stripes, MaxStripes)
+	}
+	if k := max(r.Stripes, 1); k < 32 && r.StripeMask>>k != 0 {
+		return cid.Undef, fmt.Errorf("%w: stripe mask %#x names stripes beyond %d", ErrBadPush, r.StripeMask, k)
+	}
 	return id, nil
 }
 

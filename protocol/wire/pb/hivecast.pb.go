@@ -898,11 +898,15 @@ func (x *PeerRecord) GetAddrs() [][]byte {
 }
 
 type LiveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stream        []byte                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`                            // binary stream ID (live codec)
-	FromSeq       uint64                 `protobuf:"varint,2,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`          // first chunk wanted (used when from_latest is false)
-	FromLatest    bool                   `protobuf:"varint,3,opt,name=from_latest,json=fromLatest,proto3" json:"from_latest,omitempty"` // start at the newest start point the parent holds
-	Probe         bool                   `protobuf:"varint,4,opt,name=probe,proto3" json:"probe,omitempty"`                             // only ask where the peer stands: it answers LiveStatus,
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Stream     []byte                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`                            // binary stream ID (live codec)
+	FromSeq    uint64                 `protobuf:"varint,2,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`          // first chunk wanted (used when from_latest is false)
+	FromLatest bool                   `protobuf:"varint,3,opt,name=from_latest,json=fromLatest,proto3" json:"from_latest,omitempty"` // start at the newest start point the parent holds
+	Probe      bool                   `protobuf:"varint,4,opt,name=probe,proto3" json:"probe,omitempty"`                             // only ask where the peer stands: it answers LiveStatus,
+	// Redirect (its children), then Status OK, and feeds nothing
+	Stripes uint32 `protobuf:"varint,5,opt,name=stripes,proto3" json:"stripes,omitempty"` // K: the stream is cut into K stripes, stripe i being the
+	// chunks with seq % K == i; 0 or 1: one stripe (the whole stream)
+	StripeMask    uint32 `protobuf:"varint,6,opt,name=stripe_mask,json=stripeMask,proto3" json:"stripe_mask,omitempty"` // bit i set: stripe i wanted; 0: every stripe
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -963,6 +967,20 @@ func (x *LiveRequest) GetProbe() bool {
 		return x.Probe
 	}
 	return false
+}
+
+func (x *LiveRequest) GetStripes() uint32 {
+	if x != nil {
+		return x.Stripes
+	}
+	return 0
+}
+
+func (x *LiveRequest) GetStripeMask() uint32 {
+	if x != nil {
+		return x.StripeMask
+	}
+	return 0
 }
 
 type LiveMessage struct {
@@ -1346,13 +1364,16 @@ const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
 	"\n" +
 	"PeerRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\fR\x05addrs\"w\n" +
+	"\x05addrs\x18\x02 \x03(\fR\x05addrs\"\xb2\x01\n" +
 	"\vLiveRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\fR\x06stream\x12\x19\n" +
 	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\x12\x1f\n" +
 	"\vfrom_latest\x18\x03 \x01(\bR\n" +
 	"fromLatest\x12\x14\n" +
-	"\x05probe\x18\x04 \x01(\bR\x05probe\"\x84\x02\n" +
+	"\x05probe\x18\x04 \x01(\bR\x05probe\x12\x18\n" +
+	"\astripes\x18\x05 \x01(\rR\astripes\x12\x1f\n" +
+	"\vstripe_mask\x18\x06 \x01(\rR\n" +
+	"stripeMask\"\x84\x02\n" +
 	"\vLiveMessage\x12-\n" +
 	"\x04info\x18\x01 \x01(\v2\x17.hivecast.v1.StreamInfoH\x00R\x04info\x12.\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x16.hivecast.v1.LiveChunkH\x00R\x05chunk\x121\n" +

@@ -1,0 +1,432 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hivecast/hivecast/protocol/live"
+	"github.com/hivecast/hivecast/protocol/wire"
+	"github.com/hivecast/hivecast/protocol/wire/pb"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+)
+
+// feed keeps one stripe of a viewer's stream coming: one parent at a time,
+// switched when it stalls, fails, redirects us or a better one has room.
+// Its fields are guarded by the stream's mutex.
+type feed struct {
+	st  *Stream
+	idx int // the stripe
+
+	parent       peer.ID
+	parentAt     time.Time
+	depth        int // hops from the source in this stripe's tree; -1 unknown
+	ancestors    []peer.ID
+	parentLatest uint64 // newest chunk (any stripe) the parent announced
+	latest       uint64 // newest chunk of this stripe we hold
+	have         bool
+	everParent   bool
+	move         func() // cancels the current subscription to move up the tree
+	// moveTo is the parent a move goes to (checked by a probe just before);
+	// moveBack the parent left, tried next if moveTo turned out full.
+	moveTo, moveBack peer.ID
+}
+
+func (f *feed) set() live.Stripes { return live.One(f.idx, f.st.k) }
+
+// home reports whether stripe f is p's home stripe, or p is the source
+// (depth 0 in every stripe): a parent that forwards this stripe first.
+func (f *feed) homeOf(p peer.ID, c *candidate) bool {
+	return live.Home([]byte(p), f.st.k) == f.idx || (c != nil && c.depth == 0)
+}
+
+// pick chooses the next parent for the stripe: a peer whose home stripe it
+// is and closest to the source (unknown depth counts as deep), with room,
+// not one of our children, not failed in the last few seconds. Peers of
+// other home stripes are the fallback.
+func (f *feed) pick(now time.Time) (peer.ID, bool) {
+	st := f.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	type scored struct {
+		id    peer.ID
+		score int
+	}
+	var list []scored
+	for id, c := range st.cands {
+		if st.isChildLocked(id) {
+			continue
+		}
+		backoff := time.Duration(min(c.fails, 5)) * 500 * time.Millisecond
+		if c.fails > 0 && now.Sub(c.failedAt) < backoff {
+			continue
+		}
+		d, spare := c.depth, c.spare
+		if !f.homeOf(id, c) {
+			// Its depth and room are those of its own home stripe.
+			d, spare = -1, -1
+		}
+		if d < 0 {
+			d = 32
+		}
+		score := d * 4
+		if !f.homeOf(id, c) {
+			score += 16
+		}
+		if spare == 0 {
+			score += 64
+		}
+		score += c.fails * 8
+		if now.Sub(c.probedAt) > 3*time.Second {
+			score += 8 // not known to be alive lately
+		}
+		if st.svc.h.Network().Connectedness(id) != network.Connected {
+			// A peer we have no connection to may be gone (a killed host
+			// does not close its connections); try live ones first, since
+			// a dial to a dead address costs the dial timeout.
+			score += 16
+		}
+		list = append(list, scored{id, score})
+	}
+	if len(list) == 0 {
+		return "", false
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].score != list[j].score {
+			return list[i].score < list[j].score
+		}
+		return list[i].id < list[j].id
+	})
+	return list[0].id, true
+}
+
+// run keeps one parent feeding the stripe: it subscribes to the best
+// candidate and, when that parent stalls, fails or redirects us, moves to
+// the next.
+func (f *feed) run() {
+	st := f.st
+	defer st.wg.Done()
+	lostParent := false
+	for st.ctx.Err() == nil {
+		st.mu.Lock()
+		ended, attached := st.ended, f.parent != ""
+		// One stripe picks the start point (its parent's newest start
+		// point); the others start where it did.
+		wait := !st.have && st.joining != nil && st.joining != f
+		if !st.have && st.joining == nil {
+			st.joining = f
+		}
+		st.mu.Unlock()
+		if ended {
+			return
+		}
+		if wait {
+			select {
+			case <-st.ctx.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
+		if !attached {
+			if !lostParent {
+				st.probeUnknown(8)
+			} else {
+				// Failover: the standbys were alive a second ago, but hosts
+				// that die together (a rack, a NAT, a third of a swarm) die
+				// together: check the best few at once, briefly; a live peer
+				// on a LAN answers in milliseconds.
+				st.probeStandbysWithin(f, 4, failoverProbe)
+			}
+		}
+		p, ok := f.nextMoveTarget()
+		if !ok {
+			p, ok = f.pick(st.svc.cfg.Now())
+		}
+		if !ok {
+			select {
+			case <-st.ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		st.svc.log.Debug("subscribing", "stream", st.id.String(), "stripe", f.idx, "parent", p.String())
+		err := f.subscribe(p)
+		st.mu.Lock()
+		if f.parent == p {
+			f.parent = ""
+		}
+		if st.joining == f {
+			st.joining = nil
+		}
+		c := st.cands[p]
+		voluntary := errors.Is(err, errMove)
+		lostParent = err != nil && !voluntary && !errors.Is(err, errBusy)
+		if p == f.moveTo {
+			f.moveTo = ""
+			if !errors.Is(err, errBusy) {
+				f.moveBack = "" // it took us: no going back
+			}
+		}
+		if err != nil && c != nil && !voluntary {
+			c.fails++
+			c.failedAt = st.svc.cfg.Now()
+		}
+		st.mu.Unlock()
+		if err != nil && st.ctx.Err() == nil && !errors.Is(err, errEnded) {
+			st.svc.log.Debug("parent lost", "stream", st.id.String(), "stripe", f.idx, "peer", p.String(), "err", err.Error())
+		}
+	}
+}
+
+// nextMoveTarget returns the parent a move goes to, then (if that one had
+// no room) the parent it left, whose slot we just freed.
+func (f *feed) nextMoveTarget() (peer.ID, bool) {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	if f.moveTo != "" {
+		return f.moveTo, true
+	}
+	if f.moveBack != "" {
+		p := f.moveBack
+		f.moveBack = ""
+		return p, true
+	}
+	return "", false
+}
+
+// failoverProbe bounds the check of standby parents after a parent is lost.
+const failoverProbe = 150 * time.Millisecond
+
+var (
+	errStall = errors.New("parent stalled")
+	errLoop  = errors.New("parent is fed by us (loop)")
+	errBusy  = errors.New("parent has no room")
+	errMove  = errors.New("moving to a better parent")
+)
+
+// subscribe receives the stripe from p until it stalls, fails or ends.
+func (f *feed) subscribe(p peer.ID) error {
+	st := f.st
+	cfg := st.svc.cfg
+	ctx, cancel := context.WithCancelCause(st.ctx)
+	defer cancel(nil)
+	st.mu.Lock()
+	f.move = func() { cancel(errMove) }
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		f.move = nil
+		st.mu.Unlock()
+	}()
+	// Opening a stream on a live connection is immediate; dialling a peer
+	// on a LAN takes milliseconds. Give up quickly: the jitter buffer has
+	// only a few hundred milliseconds to spare after a parent is lost.
+	octx, ocancel := context.WithTimeout(ctx, time.Second)
+	ns, err := st.svc.h.NewStream(octx, p, ID)
+	ocancel()
+	if err != nil {
+		return err
+	}
+	defer ns.Reset()
+	_ = ns.Scope().SetService("hivecast.live")
+	set := f.set()
+	st.mu.Lock()
+	req := &pb.LiveRequest{Stream: st.id.Bytes()}
+	if set.K > 1 {
+		req.Stripes, req.StripeMask = set.K, set.Mask
+	}
+	switch {
+	case f.have:
+		req.FromSeq = f.latest + 1
+	case st.have:
+		req.FromSeq = st.baseSeq
+	default:
+		req.FromLatest = true
+	}
+	st.mu.Unlock()
+	if err := wire.WriteMsg(ns, req); err != nil {
+		return err
+	}
+	// Keepalives: an empty request every heartbeat tells the parent we are
+	// still here (it frees the slot of a child that went silent).
+	kaDone := make(chan struct{})
+	go func() {
+		defer close(kaDone)
+		t := time.NewTicker(cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if wire.WriteMsg(ns, &pb.LiveRequest{}) != nil {
+				return
+			}
+		}
+	}()
+	defer func() { cancel(nil); ns.Reset(); <-kaDone }()
+	// Watchdog: a parent that sends nothing (no chunk, no heartbeat) for
+	// StallTimeout, or only heartbeats while it has chunks we lack, is
+	// dropped.
+	lastMsg := make(chan bool, 64) // true: a new chunk
+	stalled := make(chan struct{})
+	go func() {
+		first := time.Second // the first answer comes at once from a live parent
+		t := time.NewTimer(first)
+		defer t.Stop()
+		lastChunk := cfg.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				ns.Reset()
+				return
+			case isChunk := <-lastMsg:
+				if isChunk {
+					lastChunk = cfg.Now()
+				}
+				st.mu.Lock()
+				// Before our first chunk the parent may be waiting for the next
+				// start point; heartbeats alone keep it then.
+				behind := f.have && f.parentAheadLocked()
+				st.mu.Unlock()
+				if behind && cfg.Now().Sub(lastChunk) > cfg.StallTimeout {
+					st.svc.log.Debug("DBG stall behind", "stripe", f.idx, "parent", p.String(), "latest", f.latest, "parentLatest", f.parentLatest, "since", cfg.Now().Sub(lastChunk))
+					close(stalled)
+					ns.Reset()
+					return
+				}
+				if !t.Stop() {
+					select {
+					case <-t.C:
+					default:
+					}
+				}
+				t.Reset(cfg.StallTimeout)
+			case <-t.C:
+				st.svc.log.Debug("DBG stall silent", "stripe", f.idx, "parent", p.String(), "latest", f.latest, "since", cfg.Now().Sub(lastChunk))
+				close(stalled)
+				ns.Reset()
+				return
+			}
+		}
+	}()
+	r := wire.NewReader(ns)
+	for {
+		m, err := live.ReadMessage(r)
+		if err != nil {
+			select {
+			case <-stalled:
+				return errStall
+			default:
+			}
+			if errors.Is(context.Cause(ctx), errMove) {
+				return errMove
+			}
+			if errors.Is(err, live.ErrBadPush) {
+				st.ban(p, err)
+			}
+			return err
+		}
+		isChunk := false
+		switch x := m.Msg.(type) {
+		case *pb.LiveMessage_Info:
+			st.mu.Lock()
+			have := st.verifier != nil
+			st.mu.Unlock()
+			if !have {
+				v, err := live.NewVerifier(st.id, x.Info)
+				if err != nil {
+					st.ban(p, err)
+					return err
+				}
+				st.setInfo(x.Info, v)
+			}
+		case *pb.LiveMessage_Chunk:
+			st.mu.Lock()
+			v := st.verifier
+			st.mu.Unlock()
+			if v == nil {
+				st.ban(p, errors.New("chunk before stream info"))
+				return errors.New("protocol violation: chunk before info")
+			}
+			if err := v.Verify(x.Chunk); err != nil {
+				st.ban(p, err)
+				return err
+			}
+			isChunk = st.add(x.Chunk)
+			if st.firstFrom(p) {
+				st.svc.provide(st)
+			}
+		case *pb.LiveMessage_Status:
+			if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
+				return errLoop
+			}
+			st.mu.Lock()
+			if f.parent != p {
+				if f.everParent {
+					st.switches++
+				}
+				f.everParent = true
+				f.parent, f.parentAt = p, cfg.Now()
+			}
+			f.depth = int(x.Status.Depth) + 1
+			f.ancestors = f.ancestors[:0]
+			for _, a := range x.Status.Ancestors {
+				if id, err := peer.IDFromBytes(a); err == nil {
+					f.ancestors = append(f.ancestors, id)
+				}
+			}
+			f.parentLatest = x.Status.LatestSeq
+			if b := x.Status.Bitrate; b > 0 && st.info != nil && st.info.Bitrate != b {
+				// The source's measured rate, relayed down the tree (a hint that
+				// sizes our own number of children).
+				info := proto.Clone(st.info).(*pb.StreamInfo)
+				info.Bitrate = b
+				st.info = info
+			}
+			if c := st.cands[p]; c != nil {
+				c.fails = 0
+				if x.Status.Depth == 0 || live.Home([]byte(p), st.k) == f.idx {
+					c.depth = int(x.Status.Depth)
+					c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
+				}
+			}
+			st.mu.Unlock()
+		case *pb.LiveMessage_Redirect:
+			st.addRedirect(x.Redirect)
+		case *pb.LiveMessage_End:
+			if x.End.Code == pb.Code_OK {
+				return errEnded
+			}
+			if x.End.Code == pb.Code_BUSY {
+				st.mu.Lock()
+				if c := st.cands[p]; c != nil && f.homeOf(p, c) {
+					c.spare = 0
+					c.probedAt = cfg.Now()
+				}
+				st.mu.Unlock()
+				return errBusy
+			}
+			return fmt.Errorf("parent ended the subscription: %s %s", x.End.Code, x.End.Message)
+		}
+		select {
+		case lastMsg <- isChunk:
+		default:
+		}
+	}
+}
+
+// parentAheadLocked reports whether the parent announced chunks of this
+// stripe that we do not have (one chunk of slack: a status may overtake
+// the chunk it announces). With one stripe: two chunks past ours.
+func (f *feed) parentAheadLocked() bool {
+	k := uint64(max(f.st.k, 1))
+	return f.parentLatest >= f.latest+2*k
+}
