@@ -249,6 +249,16 @@ func (f *feed) subscribe(p peer.ID) error {
 	default:
 		req.FromLatest = true
 	}
+	if st.have && !req.FromLatest {
+		// Never ask for more than the jitter buffer can still play: an old
+		// from_seq (a stripe without a parent for a while) would make the
+		// parent send seconds of backlog, late for us and delaying all its
+		// other children behind it on its uplink.
+		back := uint64(max(2*cfg.Latency/max(cfg.ChunkDuration, time.Millisecond), 4))
+		if st.latest+1 > back && req.FromSeq < st.latest+1-back {
+			req.FromSeq = st.latest + 1 - back
+		}
+	}
 	st.mu.Unlock()
 	if err := wire.WriteMsg(ns, req); err != nil {
 		return err
@@ -276,6 +286,8 @@ func (f *feed) subscribe(p peer.ID) error {
 	// StallTimeout, or only heartbeats while it has chunks we lack, is
 	// dropped.
 	lastMsg := make(chan bool, 64) // true: a new chunk
+	// A stripe's chunks come K chunk durations apart.
+	stallAfter := cfg.StallTimeout + time.Duration(max(st.k, 1)-1)*cfg.ChunkDuration
 	stalled := make(chan struct{})
 	go func() {
 		first := time.Second // the first answer comes at once from a live parent
@@ -296,8 +308,7 @@ func (f *feed) subscribe(p peer.ID) error {
 				// start point; heartbeats alone keep it then.
 				behind := f.have && f.parentAheadLocked()
 				st.mu.Unlock()
-				if behind && cfg.Now().Sub(lastChunk) > cfg.StallTimeout {
-					st.svc.log.Debug("DBG stall behind", "stripe", f.idx, "parent", p.String(), "latest", f.latest, "parentLatest", f.parentLatest, "since", cfg.Now().Sub(lastChunk))
+				if behind && cfg.Now().Sub(lastChunk) > stallAfter {
 					close(stalled)
 					ns.Reset()
 					return
@@ -310,7 +321,6 @@ func (f *feed) subscribe(p peer.ID) error {
 				}
 				t.Reset(cfg.StallTimeout)
 			case <-t.C:
-				st.svc.log.Debug("DBG stall silent", "stripe", f.idx, "parent", p.String(), "latest", f.latest, "since", cfg.Now().Sub(lastChunk))
 				close(stalled)
 				ns.Reset()
 				return

@@ -570,7 +570,15 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			st.mu.Lock()
 			status := st.statusLocked(set)
 			st.mu.Unlock()
-			if err := send(&pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: status}}); err != nil {
+			// Heartbeats skip the upload limiter: they are tiny, and one
+			// queued behind the chunks booked for other children would
+			// make this child think us stalled.
+			buf, err := wire.AppendFrame(nil, &pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: status}})
+			if err == nil {
+				_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_, err = ns.Write(buf)
+			}
+			if err != nil {
 				fail(err)
 				return
 			}
