@@ -133,3 +133,28 @@ func TestSmallSwarm(t *testing.T) {
 		t.Errorf("source upload grew with the audience: %.2fx bitrate at 12 viewers, %.2fx at 24", up[0], up[1])
 	}
 }
+
+// TestStripesSmall: the experimental striped delivery (live.Config.Stripes
+// = 4) on a small swarm: every viewer joins and plays through four parents'
+// stripes (docs/benchmarks.md records where it stops working: 24 viewers).
+func TestStripesSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	cfg := Config{Viewers: 8, Seed: 3, JoinOver: 2 * time.Second, Warmup: 4 * time.Second, Measure: 6 * time.Second, Logf: t.Logf, Verbose: true}
+	cfg.Live.Stripes = 4
+	r := Run(t, cfg)
+	t.Logf("\n%s\n%s\nwall %v", Header, r.Row(), r.Wall.Round(time.Millisecond))
+	if r.Joined != 8 {
+		t.Fatalf("joined %d of 8", r.Joined)
+	}
+	if r.Continuity < 0.97 {
+		t.Errorf("continuity %.4f < 0.97", r.Continuity)
+	}
+	if r.DelayP99 > 1500*time.Millisecond {
+		t.Errorf("delay p99 %v > 1.5 s", r.DelayP99)
+	}
+	if r.PeerEfficiency < 0.5 {
+		t.Errorf("peer efficiency %.3f < 0.5: the viewers did not relay stripes to each other", r.PeerEfficiency)
+	}
+}
