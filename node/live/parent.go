@@ -441,9 +441,13 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		st.rateOut.add(st.svc.cfg.Now(), len(buf))
 		st.mu.Unlock()
 	}
-	writeRaw := func(buf []byte) error {
+	writeUnlimited := func(buf []byte) error {
 		_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, err := ns.Write(buf)
+		return err
+	}
+	writeRaw := func(buf []byte) error { // a chunk whose uplink is booked
+		err := writeUnlimited(buf)
 		if err == nil {
 			count(buf)
 		}
@@ -525,6 +529,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 				qc.cancel()
 				continue // another stripe
 			}
+			write := func() error { return writeFrame(qc.frame, true) }
 			if qc.booked != nil {
 				// Its turn on the uplink, booked in Stream.forward.
 				if d := qc.booked.Delay(); d > 0 {
@@ -539,22 +544,9 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 						return
 					}
 				}
-				err := writeRaw(qc.frame)
-				if err != nil {
-					fail(err)
-					return
-				}
-				if c.Seq >= next {
-					next, sent = c.Seq+1, true
-				}
-				if c.Flags&live.FlagEnd != 0 {
-					_ = send(&pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_OK, Message: "end of stream"}}})
-					_ = ns.CloseWrite()
-					return
-				}
-				continue
+				write = func() error { return writeRaw(qc.frame) }
 			}
-			if err := writeFrame(qc.frame, true); err != nil {
+			if err := write(); err != nil {
 				fail(err)
 				return
 			}
@@ -575,8 +567,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			// make this child think us stalled.
 			buf, err := wire.AppendFrame(nil, &pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: status}})
 			if err == nil {
-				_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				_, err = ns.Write(buf)
+				err = writeUnlimited(buf)
 			}
 			if err != nil {
 				fail(err)
