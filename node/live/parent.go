@@ -394,18 +394,16 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	defer st.wg.Done()
 	defer func() {
 		k.once()
-		for { // give back the uplink booked for what will not be sent
+		for drained := false; !drained; { // give back the uplink booked for what will not be sent
 			select {
 			case q := <-k.q:
 				q.cancel()
 			default:
-				return
+				drained = true
 			}
 		}
-	}()
-	defer func() {
 		st.mu.Lock()
-		still := st.isChildLocked(p)
+		still := st.isChildLocked(p) // another subscription of p (another stripe)
 		st.mu.Unlock()
 		if !still {
 			st.svc.h.ConnManager().Unprotect(p, protectTag)
