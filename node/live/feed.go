@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -34,6 +35,19 @@ type feed struct {
 	// moveTo is the parent a move goes to (checked by a probe just before);
 	// moveBack the parent left, tried next if moveTo turned out full.
 	moveTo, moveBack peer.ID
+	// lost is the parent this stripe last lost (it stalled or failed):
+	// until the stripe has a parent again, candidates fed through it are
+	// orphans too, and tried last.
+	lost peer.ID
+}
+
+// orphanedLocked reports whether candidate c was, when last probed, fed
+// through the parent this stripe has just lost. Hosts die together (a
+// relay's children are the obvious standbys of each other, and all lost
+// the same parent): subscribing to a sibling orphan waits for its own
+// failover, and what it then sends is late.
+func (f *feed) orphanedLocked(c *candidate) bool {
+	return f.lost != "" && f.parent == "" && slices.Contains(c.path, f.lost)
 }
 
 func (f *feed) set() live.Stripes { return live.One(f.idx, f.st.k) }
@@ -79,6 +93,9 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 		}
 		if spare == 0 {
 			score += 64
+		}
+		if f.orphanedLocked(c) {
+			score += 256
 		}
 		score += c.fails * 8
 		if now.Sub(c.probedAt) > 3*time.Second {
@@ -167,6 +184,9 @@ func (f *feed) run() {
 		c := st.cands[p]
 		voluntary := errors.Is(err, errMove)
 		lostParent = err != nil && !voluntary && !errors.Is(err, errBusy)
+		if lostParent {
+			f.lost = p
+		}
 		if p == f.moveTo {
 			f.moveTo = ""
 			if !errors.Is(err, errBusy) {
@@ -406,6 +426,7 @@ func (f *feed) subscribe(p peer.ID) error {
 				if x.Status.Depth == 0 || live.Home([]byte(p), st.k) == f.idx {
 					c.depth = int(x.Status.Depth)
 					c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
+					c.path = append(c.path[:0], f.ancestors...)
 				}
 			}
 			st.mu.Unlock()

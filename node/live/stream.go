@@ -64,8 +64,9 @@ type Stream struct {
 // home stripe (live.Home), where it is an interior node; the source's depth
 // is 0 in every stripe.
 type candidate struct {
-	depth    int // -1 unknown
-	spare    int // free stripe slots, -1 unknown
+	depth    int       // -1 unknown
+	spare    int       // free stripe slots, -1 unknown
+	path     []peer.ID // its path from the source (ancestors and parent), as last probed
 	failedAt time.Time
 	fails    int
 	probedAt time.Time

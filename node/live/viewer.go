@@ -386,6 +386,10 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 				if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
 					c.spare = 0 // fed through us: never our parent
 				}
+				c.path = c.path[:0]
+				for _, a := range x.Status.Ancestors {
+					c.path = append(c.path, peer.ID(a))
+				}
 				c.probedAt = st.svc.cfg.Now()
 			}
 			st.mu.Unlock()
@@ -483,6 +487,9 @@ func (st *Stream) standbys(f *feed, n int) []peer.ID {
 		}
 		if !f.homeOf(id, c) {
 			sc += 128
+		}
+		if f.orphanedLocked(c) {
+			sc += 256
 		}
 		list = append(list, cand{id, sc})
 	}
