@@ -46,8 +46,20 @@ type feed struct {
 // relay's children are the obvious standbys of each other, and all lost
 // the same parent): subscribing to a sibling orphan waits for its own
 // failover, and what it then sends is late.
+//
+// A candidate probed since the loss that holds nothing newer than we do is
+// starving too (it lost its own parent in the same event, a parent we did
+// not know it had).
 func (f *feed) orphanedLocked(c *candidate) bool {
-	return f.lost != "" && f.parent == "" && slices.Contains(c.path, f.lost)
+	st := f.st
+	if f.lost == "" || f.parent != "" {
+		return false
+	}
+	if slices.Contains(c.path, f.lost) {
+		return true
+	}
+	fresh := st.svc.cfg.Now().Sub(c.probedAt) < time.Second
+	return fresh && st.have && c.depth != 0 && c.latest+uint64(max(st.k, 1)-1) <= st.latest
 }
 
 func (f *feed) set() live.Stripes { return live.One(f.idx, f.st.k) }
@@ -172,7 +184,11 @@ func (f *feed) run() {
 			}
 			continue
 		}
-		st.svc.log.Debug("subscribing", "stream", st.id.String(), "stripe", f.idx, "parent", p.String())
+		if lostParent {
+			st.svc.log.Info("failing over", "stream", st.id.String(), "stripe", f.idx, "parent", p.String())
+		} else {
+			st.svc.log.Debug("subscribing", "stream", st.id.String(), "stripe", f.idx, "parent", p.String())
+		}
 		err := f.subscribe(p)
 		st.mu.Lock()
 		if f.parent == p {
@@ -199,7 +215,11 @@ func (f *feed) run() {
 		}
 		st.mu.Unlock()
 		if err != nil && st.ctx.Err() == nil && !errors.Is(err, errEnded) {
-			st.svc.log.Debug("parent lost", "stream", st.id.String(), "stripe", f.idx, "peer", p.String(), "err", err.Error())
+			log := st.svc.log.Debug
+			if lostParent && f.everParent {
+				log = st.svc.log.Info // a failover: worth seeing in a daemon's log
+			}
+			log("parent lost", "stream", st.id.String(), "stripe", f.idx, "peer", p.String(), "err", err.Error())
 		}
 	}
 }

@@ -67,6 +67,7 @@ type candidate struct {
 	depth    int       // -1 unknown
 	spare    int       // free stripe slots, -1 unknown
 	path     []peer.ID // its path from the source (ancestors and parent), as last probed
+	latest   uint64    // its newest chunk (of its home stripe), as last probed
 	failedAt time.Time
 	fails    int
 	probedAt time.Time

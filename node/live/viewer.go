@@ -386,6 +386,7 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 				if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
 					c.spare = 0 // fed through us: never our parent
 				}
+				c.latest = x.Status.LatestSeq
 				c.path = c.path[:0]
 				for _, a := range x.Status.Ancestors {
 					c.path = append(c.path, peer.ID(a))
