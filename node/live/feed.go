@@ -109,6 +109,11 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 		if f.orphanedLocked(c) {
 			score += 256
 		}
+		if f.lost != "" && f.parent == "" && now.Sub(c.probedAt) > failoverProbe+100*time.Millisecond {
+			// Failing over: those that just answered the standby check
+			// first; one that did not may be as dead as our parent.
+			score += 32
+		}
 		score += c.fails * 8
 		if now.Sub(c.probedAt) > 3*time.Second {
 			score += 8 // not known to be alive lately
@@ -169,7 +174,7 @@ func (f *feed) run() {
 				// that die together (a rack, a NAT, a third of a swarm) die
 				// together: check the best few at once, briefly; a live peer
 				// on a LAN answers in milliseconds.
-				st.probeStandbysWithin(f, 4, failoverProbe)
+				st.probeStandbysWithin(f, 8, failoverProbe)
 			}
 		}
 		p, ok := f.nextMoveTarget()
@@ -330,7 +335,10 @@ func (f *feed) subscribe(p peer.ID) error {
 	stallAfter := cfg.StallTimeout + time.Duration(max(st.k, 1)-1)*cfg.ChunkDuration
 	stalled := make(chan struct{})
 	go func() {
-		first := time.Second // the first answer comes at once from a live parent
+		// The first answer comes at once from a live parent: a stall
+		// timeout plus a few round trips. (A dead one looks connected
+		// until liveness notices, seconds later.)
+		first := min(time.Second, cfg.StallTimeout+4*st.svc.h.Peerstore().LatencyEWMA(p))
 		t := time.NewTimer(first)
 		defer t.Stop()
 		lastChunk := cfg.Now()
