@@ -174,7 +174,7 @@ func (f *feed) run() {
 				// that die together (a rack, a NAT, a third of a swarm) die
 				// together: check the best few at once, briefly; a live peer
 				// on a LAN answers in milliseconds.
-				st.probeStandbysWithin(f, 8, failoverProbe)
+				st.checkStandbys(f)
 			}
 		}
 		p, ok := f.nextMoveTarget()
@@ -247,6 +247,39 @@ func (f *feed) nextMoveTarget() (peer.ID, bool) {
 
 // failoverProbe bounds the check of standby parents after a parent is lost.
 const failoverProbe = 150 * time.Millisecond
+
+// checkStandbys checks up to 8 standby parents of f at once and returns as
+// soon as one answers that it has room and chunks newer than ours (or after
+// failoverProbe): a dead standby must not hold up the failover to a live one.
+func (st *Stream) checkStandbys(f *feed) {
+	ids := st.standbys(f, 8)
+	if len(ids) == 0 {
+		return
+	}
+	good := make(chan struct{}, len(ids))
+	for _, id := range ids {
+		st.wg.Add(1)
+		go func(id peer.ID) {
+			defer st.wg.Done()
+			st.probeWithin(id, failoverProbe)
+			st.mu.Lock()
+			c := st.cands[id]
+			ok := c != nil && c.fails == 0 && c.spare > 0 && f.homeOf(id, c) && !f.orphanedLocked(c) &&
+				st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
+			st.mu.Unlock()
+			if ok {
+				good <- struct{}{}
+			}
+		}(id)
+	}
+	t := time.NewTimer(failoverProbe + 20*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-good:
+	case <-t.C:
+	case <-st.ctx.Done():
+	}
+}
 
 var (
 	errStall = errors.New("parent stalled")

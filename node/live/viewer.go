@@ -460,13 +460,8 @@ func (st *Stream) probeUnknown(n int) {
 	wg.Wait()
 }
 
-// probeStandbysWithin probes, in parallel, the n best standby parents of
-// stripe f (peers of that home stripe first, not f's parent, not our
-// children), each within timeout.
-func (st *Stream) probeStandbysWithin(f *feed, n int, timeout time.Duration) {
-	st.probeAll(st.standbys(f, n), timeout)
-}
-
+// standbys returns the n best standby parents of stripe f (peers of that
+// home stripe first, not f's parent, not our children).
 func (st *Stream) standbys(f *feed, n int) []peer.ID {
 	st.mu.Lock()
 	type cand struct {

@@ -82,7 +82,7 @@ teardown() {
 	[ -n "$SAMPLER" ] && touch "$WORK/stop-sampler" && wait "$SAMPLER" 2>/dev/null
 	[ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
 	for p in "${BGPIDS[@]}"; do kill "$p" 2>/dev/null; done
-	if [ "$rc" != 0 ] || [ "$FAIL" != 0 ]; then
+	if [ "$rc" != 0 ] || [ "$FAIL" != 0 ] || [ "${KEEP:-0}" = 1 ]; then
 		for c in $(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null); do
 			n=$(docker inspect -f '{{.Name}}' "$c" 2>/dev/null | tr -d /)
 			docker logs "$c" >"$WORK/logs/daemon-$n.log" 2>&1
