@@ -166,6 +166,7 @@ func (f *feed) run() {
 			}
 			continue
 		}
+		var standby peer.ID
 		if !attached {
 			if !lostParent {
 				st.probeUnknown(8)
@@ -174,10 +175,13 @@ func (f *feed) run() {
 				// that die together (a rack, a NAT, a third of a swarm) die
 				// together: check the best few at once, briefly; a live peer
 				// on a LAN answers in milliseconds.
-				st.checkStandbys(f)
+				standby = st.checkStandbys(f)
 			}
 		}
-		p, ok := f.nextMoveTarget()
+		p, ok := standby, standby != ""
+		if !ok {
+			p, ok = f.nextMoveTarget()
+		}
 		if !ok {
 			p, ok = f.pick(st.svc.cfg.Now())
 		}
@@ -248,15 +252,16 @@ func (f *feed) nextMoveTarget() (peer.ID, bool) {
 // failoverProbe bounds the check of standby parents after a parent is lost.
 const failoverProbe = 150 * time.Millisecond
 
-// checkStandbys checks up to 8 standby parents of f at once and returns as
-// soon as one answers that it has room and chunks newer than ours (or after
-// failoverProbe): a dead standby must not hold up the failover to a live one.
-func (st *Stream) checkStandbys(f *feed) {
+// checkStandbys checks up to 8 standby parents of f at once and returns the
+// first that answers that it has room and chunks newer than ours ("" if none
+// does within failoverProbe): a dead standby must not hold up the failover
+// to a live one.
+func (st *Stream) checkStandbys(f *feed) peer.ID {
 	ids := st.standbys(f, 8)
 	if len(ids) == 0 {
-		return
+		return ""
 	}
-	good := make(chan struct{}, len(ids))
+	good := make(chan peer.ID, len(ids))
 	for _, id := range ids {
 		st.wg.Add(1)
 		go func(id peer.ID) {
@@ -268,17 +273,19 @@ func (st *Stream) checkStandbys(f *feed) {
 				st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
 			st.mu.Unlock()
 			if ok {
-				good <- struct{}{}
+				good <- id
 			}
 		}(id)
 	}
 	t := time.NewTimer(failoverProbe + 20*time.Millisecond)
 	defer t.Stop()
 	select {
-	case <-good:
+	case p := <-good:
+		return p
 	case <-t.C:
 	case <-st.ctx.Done():
 	}
+	return ""
 }
 
 var (
