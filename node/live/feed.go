@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/hivecast/hivecast/protocol/live"
@@ -367,14 +369,15 @@ func (f *feed) subscribe(p peer.ID) error {
 		}
 	}()
 	defer func() { cancel(nil); ns.Reset(); <-kaDone }()
-	// Watchdog: a parent that sends nothing (no chunk, no heartbeat) for
-	// StallTimeout, or only heartbeats while it has chunks we lack, is
-	// dropped.
+	// Watchdog: a parent that sends nothing (not a byte) for StallTimeout,
+	// or only heartbeats while it has chunks we lack, is dropped.
 	lastMsg := make(chan bool, 64) // true: a new chunk
 	// A stripe's chunks come K chunk durations apart.
 	stallAfter := cfg.StallTimeout + time.Duration(max(st.k, 1)-1)*cfg.ChunkDuration
 	stalled := make(chan struct{})
+	var got atomic.Int64 // bytes read from the parent
 	go func() {
+		var gotSeen int64
 		// The first answer comes at once from a live parent: a stall
 		// timeout plus a few round trips. (A dead one looks connected
 		// until liveness notices, seconds later.)
@@ -409,13 +412,20 @@ func (f *feed) subscribe(p peer.ID) error {
 				}
 				t.Reset(cfg.StallTimeout)
 			case <-t.C:
+				if n := got.Load(); n != gotSeen {
+					// Bytes are coming: a large chunk (a keyframe) paced
+					// out by the parent's upload limit, not a silence.
+					gotSeen = n
+					t.Reset(cfg.StallTimeout)
+					continue
+				}
 				close(stalled)
 				ns.Reset()
 				return
 			}
 		}
 	}()
-	r := wire.NewReader(ns)
+	r := wire.NewReader(&countingReader{r: ns, n: &got})
 	for {
 		m, err := live.ReadMessage(r)
 		if err != nil {
@@ -528,4 +538,16 @@ func (f *feed) subscribe(p peer.ID) error {
 func (f *feed) parentAheadLocked() bool {
 	k := uint64(max(f.st.k, 1))
 	return f.parentLatest >= f.latest+2*k
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

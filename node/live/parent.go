@@ -100,7 +100,7 @@ func (s *Service) handlePush(ns network.Stream) {
 // rate. The rest is for framing, QUIC, heartbeats, probes and bursts: at 95 %
 // (a 1.1 margin with fractional stripes) the simulated source's queue grew
 // until its children stalled.
-const uploadHeadroom = 1.25
+const uploadHeadroom = 1.5
 
 // capacityLocked is how much of the stream this node forwards, in streams:
 // MaxChildren, or less if the upload rate fits fewer copies of the stream's
@@ -494,7 +494,43 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	}
 	hb := time.NewTicker(st.svc.cfg.Heartbeat)
 	defer hb.Stop()
+	// deliver writes a chunk's frame (raw: its uplink is booked) and
+	// reports whether the subscription is over (the End chunk).
+	deliver := func(qc queued, raw bool) (bool, error) {
+		var err error
+		if raw {
+			err = writeRaw(qc.frame)
+		} else {
+			err = writeFrame(qc.frame, true)
+		}
+		if err != nil {
+			return true, err
+		}
+		if qc.c.Seq >= next {
+			next, sent = qc.c.Seq+1, true
+		}
+		if qc.c.Flags&live.FlagEnd != 0 {
+			_ = send(&pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_OK, Message: "end of stream"}}})
+			_ = ns.CloseWrite()
+			return true, nil
+		}
+		return false, nil
+	}
+	// A chunk waiting for its booked turn on the uplink; heartbeats go on
+	// meanwhile (a child that hears nothing for its stall timeout leaves).
+	var pend queued
+	var pendC <-chan time.Time
+	var pendT *time.Timer
+	defer func() {
+		if pendT != nil {
+			pendT.Stop()
+		}
+	}()
 	for {
+		q := k.q
+		if pendC != nil {
+			q = nil
+		}
 		select {
 		case <-st.ctx.Done():
 			ns.Reset()
@@ -510,7 +546,15 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			_ = send(&pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_BUSY, Message: "slot taken by a peer that forwards this stripe"}}})
 			_ = ns.CloseWrite()
 			return
-		case qc := <-k.q:
+		case <-pendC:
+			pendC = nil
+			if done, err := deliver(pend, true); done {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+		case qc := <-q:
 			c := qc.c
 			if sent && c.Seq < next && c.Flags&live.FlagEnd == 0 {
 				qc.cancel()
@@ -527,33 +571,18 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 				qc.cancel()
 				continue // another stripe
 			}
-			write := func() error { return writeFrame(qc.frame, true) }
 			if qc.booked != nil {
 				// Its turn on the uplink, booked in Stream.forward.
 				if d := qc.booked.Delay(); d > 0 {
-					t := time.NewTimer(d)
-					select {
-					case <-t.C:
-					case <-st.ctx.Done():
-						t.Stop()
-						return
-					case <-k.gone:
-						t.Stop()
-						return
-					}
+					pend, pendT = qc, time.NewTimer(d)
+					pendC = pendT.C
+					continue
 				}
-				write = func() error { return writeRaw(qc.frame) }
 			}
-			if err := write(); err != nil {
-				fail(err)
-				return
-			}
-			if c.Seq >= next {
-				next, sent = c.Seq+1, true
-			}
-			if c.Flags&live.FlagEnd != 0 {
-				_ = send(&pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_OK, Message: "end of stream"}}})
-				_ = ns.CloseWrite()
+			if done, err := deliver(qc, qc.booked != nil); done {
+				if err != nil {
+					fail(err)
+				}
 				return
 			}
 		case <-hb.C:

@@ -56,6 +56,11 @@ type Config struct {
 	// most this far behind the newest chunk, else at the next start point
 	// (default 200 ms). Lower means less delay, higher a faster start.
 	MaxJoinLag time.Duration
+	// ChunkMaxBytes bounds a chunk's size (a multiple of 188; default the
+	// chunker's, 64 KiB): a keyframe larger than that is cut into several
+	// chunks, which spreads it over the stripes instead of one stripe's
+	// path carrying it all.
+	ChunkMaxBytes int
 	// ChunkDuration is the source's target chunk duration (default 50 ms).
 	ChunkDuration time.Duration
 	// Stripes cuts the stream into this many stripes (default 1: the

@@ -59,7 +59,7 @@ type IngestOptions struct {
 func (src *Source) Ingest(ctx context.Context, r io.Reader, opts IngestOptions) error {
 	st := src.st
 	cfg := st.svc.cfg
-	ch, err := live.NewChunker(live.Config{TargetDuration: cfg.ChunkDuration, FirstSeq: src.next})
+	ch, err := live.NewChunker(live.Config{TargetDuration: cfg.ChunkDuration, MaxBytes: cfg.ChunkMaxBytes, FirstSeq: src.next})
 	if err != nil {
 		return err
 	}

@@ -201,10 +201,6 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 	return true
 }
 
-// maxBooking bounds how far ahead a chunk's copy may be booked on the
-// uplink before the child is dropped for want of room.
-const maxBooking = time.Second
-
 // forward queues a chunk for the children. With an upload limit, it also
 // books the uplink for each copy, interior children first: those whose home
 // stripe the chunk is in forward it further, so they get it first (a whole
@@ -225,10 +221,11 @@ func (s *Stream) forward(kids []*child, q queued) {
 		kq := q
 		if lim != nil && (end || k.set.Has(seq)) {
 			if r := lim.ReserveN(time.Now(), len(q.frame)); r.OK() {
-				if r.Delay() > maxBooking && !end {
-					// The uplink is booked that far ahead: more children
-					// than it carries. Drop this one (leaves come last, so
-					// a leaf), which finds a parent with room.
+				if r.Delay() > s.svc.cfg.StallTimeout && !end {
+					// The uplink is booked further ahead than a child
+					// waits before it calls us stalled: more children than
+					// it carries. Drop this one (leaves come last, so a
+					// leaf), which finds a parent with room.
 					r.Cancel()
 					k.once()
 					continue

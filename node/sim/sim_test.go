@@ -30,7 +30,8 @@ var (
 	fChildren  = flag.Int("children", 0, "viewer MaxChildren (default uplink/bitrate)")
 	fSrcKids   = flag.Int("source-children", 0, "source MaxChildren (default uplink/bitrate)")
 	fJoinLag   = flag.Duration("join-lag", 0, "live MaxJoinLag (default 200ms)")
-	fStripes   = flag.Int("stripes", 0, "stripes per stream (default live's 4; 1: whole stream from one parent)")
+	fStripes   = flag.Int("stripes", 0, "stripes per stream (default live's 1: whole stream from one parent)")
+	fChunkMax  = flag.Int("chunk-bytes", 0, "largest chunk, bytes, a multiple of 188 (default the chunker's 65424)")
 	fVerbose   = flag.Bool("verbose", false, "log every viewer below 0.99 continuity")
 	fOut       = flag.String("out", "", "append the table row to this file")
 	fTrace     = flag.String("trace", "", "write every node's debug log (virtual time, n=member index) to this file")
@@ -49,6 +50,7 @@ func flagConfig() Config {
 	c.Live.MaxChildren = *fChildren
 	c.Live.MaxJoinLag = *fJoinLag
 	c.Live.Stripes = *fStripes
+	c.Source.ChunkMaxBytes = *fChunkMax
 	c.Source.MaxChildren = *fSrcKids
 	c.Source.Heartbeat = *fHeartbeat
 	c.Source.StallTimeout = *fStall
