@@ -96,15 +96,19 @@ func (s *Service) handlePush(ns network.Stream) {
 	st.serveChild(ns, r, p, req)
 }
 
-// uploadHeadroom: children take at most 1/uploadHeadroom of the upload
-// rate. The rest is for framing, QUIC, heartbeats, probes and bursts: at 95 %
-// (a 1.1 margin with fractional stripes) the simulated source's queue grew
-// until its children stalled.
-const uploadHeadroom = 1.5
+// Children take at most 1/headroom of the upload rate; the rest is for
+// framing, QUIC, heartbeats, probes and bursts. With stripes a parent feeds
+// more children, in bursts (a chunk to each in turn), and queueing at 80 %
+// made one stripe's path late every few chunks in the simulator (24
+// viewers: continuity 0.82 at 1.25, 0.86 at 1.5; docs/benchmarks.md).
+const (
+	uploadHeadroom        = 1.25
+	uploadHeadroomStriped = 1.5
+)
 
 // capacityLocked is how much of the stream this node forwards, in streams:
 // MaxChildren, or less if the upload rate fits fewer copies of the stream's
-// measured bit rate (with uploadHeadroom). Children count by the share of the
+// measured bit rate (with some headroom). Children count by the share of the
 // stream they take (a child of one stripe of four counts 1/4).
 func (st *Stream) capacityLocked() float64 {
 	max := float64(st.svc.cfg.MaxChildren)
@@ -112,7 +116,11 @@ func (st *Stream) capacityLocked() float64 {
 		if st.info == nil || st.info.Bitrate == 0 {
 			return min(max, 1) // rate unknown yet: one stream's worth
 		}
-		if byRate := up * 8 / float64(st.info.Bitrate) / uploadHeadroom; byRate < max {
+		h := uploadHeadroom
+		if st.k > 1 {
+			h = uploadHeadroomStriped
+		}
+		if byRate := up * 8 / float64(st.info.Bitrate) / h; byRate < max {
 			max = byRate
 		}
 	}
