@@ -13,7 +13,7 @@
 #   -hint (viewers get the source as a first candidate)  -join-over 4s  -warmup 4s  -measure 10s
 #   -vanish SHARE  -leave SHARE  -chunk DUR (50ms)  -jitter-latency DUR (500ms)
 #   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
-#   -stripes K (1; 4: experimental striping, docs/benchmarks.md)
+#   -stripes K (1; 4: experimental striping, docs/benchmarks.md)  -chunk-bytes N (65424; 8084 with stripes)
 #   -verbose (a line per viewer below 0.99 continuity)
 # Wall time: ~10 s for 12 viewers, ~25 s for 24, ~4 min for 100 on 2 cores.
 set -eu
