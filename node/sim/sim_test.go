@@ -137,14 +137,15 @@ func TestSmallSwarm(t *testing.T) {
 }
 
 // TestStripesSmall: the experimental striped delivery (live.Config.Stripes
-// = 4) on a small swarm: every viewer joins and plays through four parents'
-// stripes (docs/benchmarks.md records where it stops working: 24 viewers).
+// = 4, 8 KB chunks) on a small swarm: every viewer joins and plays through
+// four parents' stripes (docs/benchmarks.md has 24 and 100 viewers).
 func TestStripesSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
 	cfg := Config{Viewers: 8, Seed: 3, JoinOver: 2 * time.Second, Warmup: 4 * time.Second, Measure: 6 * time.Second, Logf: t.Logf, Verbose: true}
 	cfg.Live.Stripes = 4
+	cfg.Source.ChunkMaxBytes = 8084 // stripes want small chunks (docs/benchmarks.md)
 	r := Run(t, cfg)
 	t.Logf("\n%s\n%s\nwall %v", Header, r.Row(), r.Wall.Round(time.Millisecond))
 	if r.Joined != 8 {
