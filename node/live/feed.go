@@ -177,7 +177,12 @@ func (f *feed) run() {
 				// that die together (a rack, a NAT, a third of a swarm) die
 				// together: check the best few at once, briefly; a live peer
 				// on a LAN answers in milliseconds.
-				standby = st.checkStandbys(f)
+				standby = st.checkStandbys(f, 8)
+				if standby == "" {
+					// None of the best eight is alive with room (a third of
+					// the swarm may have died at once): check more.
+					standby = st.checkStandbys(f, 24)
+				}
 			}
 		}
 		p, ok := standby, standby != ""
@@ -254,12 +259,12 @@ func (f *feed) nextMoveTarget() (peer.ID, bool) {
 // failoverProbe bounds the check of standby parents after a parent is lost.
 const failoverProbe = 150 * time.Millisecond
 
-// checkStandbys checks up to 8 standby parents of f at once and returns the
+// checkStandbys checks up to n standby parents of f at once and returns the
 // first that answers that it has room and chunks newer than ours ("" if none
 // does within failoverProbe): a dead standby must not hold up the failover
 // to a live one.
-func (st *Stream) checkStandbys(f *feed) peer.ID {
-	ids := st.standbys(f, 8)
+func (st *Stream) checkStandbys(f *feed, n int) peer.ID {
+	ids := st.standbys(f, n)
 	if len(ids) == 0 {
 		return ""
 	}
