@@ -26,10 +26,9 @@ type feed struct {
 	idx int // the stripe
 
 	parent       peer.ID
-	parentAt     time.Time
 	depth        int // hops from the source in this stripe's tree; -1 unknown
 	ancestors    []peer.ID
-	parentLatest uint64 // newest chunk (any stripe) the parent announced
+	parentLatest uint64 // newest chunk of this stripe the parent announced
 	latest       uint64 // newest chunk of this stripe we hold
 	have         bool
 	everParent   bool
@@ -66,10 +65,36 @@ func (f *feed) orphanedLocked(c *candidate) bool {
 
 func (f *feed) set() live.Stripes { return live.One(f.idx, f.st.k) }
 
-// home reports whether stripe f is p's home stripe, or p is the source
-// (depth 0 in every stripe): a parent that forwards this stripe first.
-func (f *feed) homeOf(p peer.ID, c *candidate) bool {
-	return live.Home([]byte(p), f.st.k) == f.idx || (c != nil && c.depth == 0)
+// homeOf reports whether stripe f is candidate c's home stripe, or c is
+// the source (depth 0 in every stripe): a parent that forwards this stripe
+// first.
+func (f *feed) homeOf(c *candidate) bool {
+	return c.home == f.idx || c.depth == 0
+}
+
+// scored is a candidate parent and its score (lower is better).
+type scored struct {
+	id    peer.ID
+	score int
+}
+
+// byScore returns the ids of the n best of list (n < 0: all), best first,
+// ties broken by peer ID so that every run orders them alike.
+func byScore(list []scored, n int) []peer.ID {
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].score != list[j].score {
+			return list[i].score < list[j].score
+		}
+		return list[i].id < list[j].id
+	})
+	if n < 0 || n > len(list) {
+		n = len(list)
+	}
+	ids := make([]peer.ID, 0, n)
+	for _, c := range list[:n] {
+		ids = append(ids, c.id)
+	}
+	return ids
 }
 
 // pick chooses the next parent for the stripe: a peer whose home stripe it
@@ -80,10 +105,6 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 	st := f.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	type scored struct {
-		id    peer.ID
-		score int
-	}
 	var list []scored
 	for id, c := range st.cands {
 		if st.isChildLocked(id) {
@@ -93,8 +114,9 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 		if c.fails > 0 && now.Sub(c.failedAt) < backoff {
 			continue
 		}
+		home := f.homeOf(c)
 		d, spare := c.depth, c.spare
-		if !f.homeOf(id, c) {
+		if !home {
 			// Its depth and room are those of its own home stripe.
 			d, spare = -1, -1
 		}
@@ -102,7 +124,7 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 			d = 32
 		}
 		score := d * 4
-		if !f.homeOf(id, c) {
+		if !home {
 			score += 16
 		}
 		if spare == 0 {
@@ -128,16 +150,10 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 		}
 		list = append(list, scored{id, score})
 	}
-	if len(list) == 0 {
-		return "", false
+	if best := byScore(list, 1); len(best) > 0 {
+		return best[0], true
 	}
-	sort.Slice(list, func(i, j int) bool {
-		if list[i].score != list[j].score {
-			return list[i].score < list[j].score
-		}
-		return list[i].id < list[j].id
-	})
-	return list[0].id, true
+	return "", false
 }
 
 // run keeps one parent feeding the stripe: it subscribes to the best
@@ -276,7 +292,7 @@ func (st *Stream) checkStandbys(f *feed, n int) peer.ID {
 			st.probeWithin(id, failoverProbe)
 			st.mu.Lock()
 			c := st.cands[id]
-			ok := c != nil && c.fails == 0 && c.spare > 0 && f.homeOf(id, c) && !f.orphanedLocked(c) &&
+			ok := c != nil && c.fails == 0 && c.spare > 0 && f.homeOf(c) && !f.orphanedLocked(c) &&
 				st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
 			st.mu.Unlock()
 			if ok {
@@ -487,7 +503,7 @@ func (f *feed) subscribe(p peer.ID) error {
 					st.switches++
 				}
 				f.everParent = true
-				f.parent, f.parentAt = p, cfg.Now()
+				f.parent = p
 			}
 			f.depth = int(x.Status.Depth) + 1
 			f.ancestors = f.ancestors[:0]
@@ -506,7 +522,7 @@ func (f *feed) subscribe(p peer.ID) error {
 			}
 			if c := st.cands[p]; c != nil {
 				c.fails = 0
-				if x.Status.Depth == 0 || live.Home([]byte(p), st.k) == f.idx {
+				if x.Status.Depth == 0 || c.home == f.idx {
 					c.depth = int(x.Status.Depth)
 					c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
 					c.path = append(c.path[:0], f.ancestors...)
@@ -521,7 +537,7 @@ func (f *feed) subscribe(p peer.ID) error {
 			}
 			if x.End.Code == pb.Code_BUSY {
 				st.mu.Lock()
-				if c := st.cands[p]; c != nil && f.homeOf(p, c) {
+				if c := st.cands[p]; c != nil && f.homeOf(c) {
 					c.spare = 0
 					c.probedAt = cfg.Now()
 				}

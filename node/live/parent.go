@@ -2,6 +2,7 @@ package live
 
 import (
 	"errors"
+	"io"
 	"math"
 	"slices"
 	"sort"
@@ -29,6 +30,7 @@ const protectTag = "hivecast-live"
 type child struct {
 	id      peer.ID
 	set     live.Stripes
+	home    int // the child's home stripe of set.K (live.Home), computed once
 	q       chan queued
 	gone    chan struct{} // closed when the child is dropped
 	evicted chan struct{} // closed when a peer of its stripe's tree takes its slot
@@ -49,7 +51,7 @@ func (k *child) interior(seq uint64) bool {
 	if k.set.K <= 1 {
 		return true
 	}
-	return k.set.Has(seq) && live.Home([]byte(k.id), int(k.set.K)) == int(seq%uint64(k.set.K))
+	return k.set.Has(seq) && k.home == int(seq%uint64(k.set.K))
 }
 
 func (k *child) push(c queued) {
@@ -299,7 +301,7 @@ func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
 	var best *childKey
 	bestSame := false
 	for key, k := range st.children {
-		if k.set.K <= 1 || k.set.Count() != 1 || live.Home([]byte(k.id), int(k.set.K)) == k.set.First() {
+		if k.set.K <= 1 || k.set.Count() != 1 || k.home == k.set.First() {
 			continue
 		}
 		same := k.set.K == set.K && k.set.Mask == set.Mask
@@ -348,8 +350,9 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			already = true // a peer takes each stripe from one parent
 		}
 	}
+	attached := st.info != nil && st.attachedLocked(set)
 	maxSlots, used := st.slotsLocked(set)
-	if used+set.Count() > maxSlots && st.info != nil && !isAncestor && !already && st.attachedLocked(set) {
+	if used+set.Count() > maxSlots && attached && !isAncestor && !already {
 		// Full. A peer whose home stripe this is forwards it further: it
 		// takes the slot of a child that only consumes a stripe here (that
 		// one moves to a peer of its stripe's tree; SplitStream's pushdown).
@@ -359,10 +362,10 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			maxSlots, used = st.slotsLocked(set)
 		}
 	}
-	if st.info == nil || !st.attachedLocked(set) || isAncestor || already || used+set.Count() > maxSlots || st.ctx.Err() != nil {
+	if !attached || isAncestor || already || used+set.Count() > maxSlots || st.ctx.Err() != nil {
 		why := "no room"
 		switch {
-		case st.info == nil || !st.attachedLocked(set):
+		case !attached:
 			why = "not receiving the stream yet"
 		case isAncestor:
 			why = "you feed this node: that would be a loop"
@@ -377,7 +380,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		return
 	}
 	key := childKey{id: p, k: set.K, mask: set.Mask}
-	k := &child{id: p, set: set, q: make(chan queued, childQueue), gone: make(chan struct{}), evicted: make(chan struct{})}
+	k := &child{id: p, set: set, home: live.Home([]byte(p), int(set.K)), q: make(chan queued, childQueue), gone: make(chan struct{}), evicted: make(chan struct{})}
 	var dropOnce bool
 	k.once = func() {
 		st.mu.Lock()
@@ -440,28 +443,12 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		<-readerDone
 	}()
 
+	// Chunks go through the upload limiter (w), unless their uplink was
+	// booked in Stream.forward; control messages (heartbeats) skip it.
 	w := bwlimit.Writer(st.ctx, ns, st.svc.cfg.Upload)
-	count := func(buf []byte) {
-		st.mu.Lock()
-		st.bytesOut += uint64(len(buf))
-		st.rateOut.add(st.svc.cfg.Now(), len(buf))
-		st.mu.Unlock()
-	}
-	writeUnlimited := func(buf []byte) error {
+	write := func(dst io.Writer, buf []byte, chunk bool) error {
 		_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := ns.Write(buf)
-		return err
-	}
-	writeRaw := func(buf []byte) error { // a chunk whose uplink is booked
-		err := writeUnlimited(buf)
-		if err == nil {
-			count(buf)
-		}
-		return err
-	}
-	writeFrame := func(buf []byte, chunk bool) error {
-		_ = ns.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := w.Write(buf)
+		_, err := dst.Write(buf)
 		if chunk && err == nil {
 			st.mu.Lock()
 			st.bytesOut += uint64(len(buf))
@@ -470,13 +457,14 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		}
 		return err
 	}
-	send := func(m *pb.LiveMessage) error {
+	sendVia := func(dst io.Writer, m *pb.LiveMessage) error {
 		buf, err := wire.AppendFrame(nil, m)
 		if err != nil {
 			return err
 		}
-		return writeFrame(buf, m.GetChunk() != nil)
+		return write(dst, buf, m.GetChunk() != nil)
 	}
+	send := func(m *pb.LiveMessage) error { return sendVia(w, m) }
 	fail := func(err error) {
 		if !errors.Is(err, errEnded) {
 			st.svc.log.Debug("child dropped", "peer", p.String(), "err", err.Error())
@@ -502,16 +490,14 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	}
 	hb := time.NewTicker(st.svc.cfg.Heartbeat)
 	defer hb.Stop()
-	// deliver writes a chunk's frame (raw: its uplink is booked) and
-	// reports whether the subscription is over (the End chunk).
-	deliver := func(qc queued, raw bool) (bool, error) {
-		var err error
-		if raw {
-			err = writeRaw(qc.frame)
-		} else {
-			err = writeFrame(qc.frame, true)
+	// deliver writes a chunk's frame (past the limiter if its uplink is
+	// booked) and reports whether the subscription is over (the End chunk).
+	deliver := func(qc queued) (bool, error) {
+		dst := w
+		if qc.booked != nil {
+			dst = ns
 		}
-		if err != nil {
+		if err := write(dst, qc.frame, true); err != nil {
 			return true, err
 		}
 		if qc.c.Seq >= next {
@@ -556,7 +542,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			return
 		case <-pendC:
 			pendC = nil
-			if done, err := deliver(pend, true); done {
+			if done, err := deliver(pend); done {
 				if err != nil {
 					fail(err)
 				}
@@ -587,7 +573,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 					continue
 				}
 			}
-			if done, err := deliver(qc, qc.booked != nil); done {
+			if done, err := deliver(qc); done {
 				if err != nil {
 					fail(err)
 				}
@@ -600,11 +586,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			// Heartbeats skip the upload limiter: they are tiny, and one
 			// queued behind the chunks booked for other children would
 			// make this child think us stalled.
-			buf, err := wire.AppendFrame(nil, &pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: status}})
-			if err == nil {
-				err = writeUnlimited(buf)
-			}
-			if err != nil {
+			if err := sendVia(ns, &pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: status}}); err != nil {
 				fail(err)
 				return
 			}

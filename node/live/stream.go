@@ -68,6 +68,7 @@ type candidate struct {
 	spare    int       // free stripe slots, -1 unknown
 	path     []peer.ID // its path from the source (ancestors and parent), as last probed
 	latest   uint64    // its newest chunk (of its home stripe), as last probed
+	home     int       // its home stripe (live.Home), computed once
 	failedAt time.Time
 	fails    int
 	probedAt time.Time
@@ -207,8 +208,16 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 // frame each, in turn, rather than all copies sharing the uplink and all
 // arriving late); leaves, which forward nothing of it, come last.
 func (s *Stream) forward(kids []*child, q queued) {
+	lim := s.svc.cfg.Upload
+	if lim == nil {
+		for _, k := range kids {
+			k.push(q)
+		}
+		return
+	}
 	seq := q.c.Seq
 	end := q.c.Flags&live.FlagEnd != 0
+	// The order matters only for the booking.
 	sort.SliceStable(kids, func(i, j int) bool {
 		pi, pj := kids[i].interior(seq), kids[j].interior(seq)
 		if pi != pj {
@@ -216,10 +225,9 @@ func (s *Stream) forward(kids []*child, q queued) {
 		}
 		return kids[i].id < kids[j].id
 	})
-	lim := s.svc.cfg.Upload
 	for _, k := range kids {
 		kq := q
-		if lim != nil && (end || k.set.Has(seq)) {
+		if end || k.set.Has(seq) {
 			if r := lim.ReserveN(time.Now(), len(q.frame)); r.OK() {
 				if r.Delay() > s.svc.cfg.StallTimeout && !end {
 					// The uplink is booked further ahead than a child

@@ -105,7 +105,7 @@ func (st *Stream) addCandidate(p peer.ID, depth, spare int) {
 	}
 	c := st.cands[p]
 	if c == nil {
-		c = &candidate{depth: -1, spare: -1}
+		c = &candidate{depth: -1, spare: -1, home: live.Home([]byte(p), st.k)}
 		st.cands[p] = c
 	}
 	if depth >= 0 {
@@ -464,11 +464,7 @@ func (st *Stream) probeUnknown(n int) {
 // home stripe first, not f's parent, not our children).
 func (st *Stream) standbys(f *feed, n int) []peer.ID {
 	st.mu.Lock()
-	type cand struct {
-		id    peer.ID
-		score int
-	}
-	var list []cand
+	var list []scored
 	for id, c := range st.cands {
 		if id == f.parent || st.isChildLocked(id) {
 			continue
@@ -481,26 +477,16 @@ func (st *Stream) standbys(f *feed, n int) []peer.ID {
 		if c.spare == 0 {
 			sc += 64
 		}
-		if !f.homeOf(id, c) {
+		if !f.homeOf(c) {
 			sc += 128
 		}
 		if f.orphanedLocked(c) {
 			sc += 256
 		}
-		list = append(list, cand{id, sc})
+		list = append(list, scored{id, sc})
 	}
 	st.mu.Unlock()
-	sort.Slice(list, func(i, j int) bool {
-		if list[i].score != list[j].score {
-			return list[i].score < list[j].score
-		}
-		return list[i].id < list[j].id
-	})
-	var ids []peer.ID
-	for _, c := range list[:min(n, len(list))] {
-		ids = append(ids, c.id)
-	}
-	return ids
+	return byScore(list, n)
 }
 
 func (st *Stream) probeAll(ids []peer.ID, timeout time.Duration) {
@@ -567,10 +553,10 @@ func (st *Stream) optimize() {
 // whether it did.
 func (st *Stream) moveUp(f *feed) bool {
 	better := func(id peer.ID, c *candidate) bool {
-		if id == f.parent || st.isChildLocked(id) || c.depth < 0 || c.spare <= 0 || c.fails != 0 || !f.homeOf(id, c) {
+		if id == f.parent || st.isChildLocked(id) || c.depth < 0 || c.spare <= 0 || c.fails != 0 || !f.homeOf(c) {
 			return false
 		}
-		if pc := st.cands[f.parent]; pc != nil && !f.homeOf(f.parent, pc) {
+		if pc := st.cands[f.parent]; pc != nil && !f.homeOf(pc) {
 			return c.depth+1 <= f.depth // off a fallback parent
 		}
 		return c.depth+1 <= f.depth-2 // at least two levels closer (hysteresis)

@@ -626,10 +626,9 @@ func (s *swarm) run() *Result {
 
 	res := s.measure(viewers, t0, measureFrom, measureTo, eventAt, nVanish)
 	span := cfg.Measure.Seconds()
-	if ss := bc.Stream().Stats(); true {
-		cfg.Logf("source: children %d, load %.2f streams, chunk bytes %.2f Mbit/s, wire %.2f Mbit/s", ss.Children, ss.Load,
-			float64(sc1-sc0)*8/span/1e6, float64(sw1-sw0)*8/span/1e6)
-	}
+	ss := bc.Stream().Stats()
+	cfg.Logf("source: children %d, load %.2f streams, chunk bytes %.2f Mbit/s, wire %.2f Mbit/s", ss.Children, ss.Load,
+		float64(sc1-sc0)*8/span/1e6, float64(sw1-sw0)*8/span/1e6)
 	bitrate := float64(bc.Stream().Stats().Bitrate)
 	if bitrate == 0 {
 		bitrate = float64(cfg.Bitrate)
