@@ -69,7 +69,7 @@ type Config struct {
 	// forwards its home stripe (live.Home) first, so each stripe's tree has
 	// a fan-out of about uplink / (bitrate / K) instead of uplink / bitrate.
 	// Experimental: in the simulator, K = 4 with 8 KB chunks
-	// (ChunkMaxBytes) cuts p99 from 1.17 s to 0.71 s at 24 viewers with
+	// (ChunkMaxBytes) cuts p99 from 1.15 s to 0.77 s at 24 viewers with
 	// continuity 1.0, but its trees churn at 100 (docs/benchmarks.md).
 	Stripes int
 	// Clock is the source of time; the simulator passes virtual time by
