@@ -33,11 +33,24 @@ type JitterConfig struct {
 	// Capture; across machines this includes their clock offset). Default
 	// NewRingHistogram(4096).
 	Delay Histogram
-	// Adaptive moves the playout schedule earlier whenever a chunk arrives
-	// sooner (relative to its capture time) than the anchor did, so that
-	// playout follows the fastest delivery seen plus TargetLatency instead of
-	// the first chunk's delay, which at a join often includes a backlog burst.
+	// Adaptive makes the playout schedule follow the delivery: every chunk
+	// plays TargetLatency after the slowest path's usual arrival delay
+	// (arrival − capture), rather than after the first chunk's. A path's
+	// usual delay is its fastest arrival of the last AdaptWindow: a burst
+	// (a join's backlog, the repair after a parent switch) ends with chunks
+	// that came at the path's own pace, so it does not hold the schedule
+	// back, while a path that got slower (a deeper parent) moves the
+	// schedule later within the window. Chunks come over Paths interleaved
+	// paths (chunk seq over path seq % Paths: a striped stream's substreams,
+	// each from its own parent); the slowest path sets the schedule, so
+	// that a stripe deeper in its tree than the one the viewer anchored on
+	// is not late forever.
 	Adaptive bool
+	// AdaptWindow is how long an arrival counts toward its path's usual
+	// delay. Default 2s.
+	AdaptWindow time.Duration
+	// Paths is the number of interleaved delivery paths (Adaptive; default 1).
+	Paths int
 }
 
 func (c *JitterConfig) defaults() {
@@ -49,6 +62,12 @@ func (c *JitterConfig) defaults() {
 	}
 	if c.MaxBuffered <= 0 {
 		c.MaxBuffered = 1024
+	}
+	if c.AdaptWindow <= 0 {
+		c.AdaptWindow = 2 * time.Second
+	}
+	if c.Paths <= 0 {
+		c.Paths = 1
 	}
 	if c.Delay == nil {
 		c.Delay = NewRingHistogram(4096)
@@ -72,6 +91,11 @@ type JitterStats struct {
 	Startup time.Duration
 	// DelayP50..P99: source-to-end delay quantiles.
 	DelayP50, DelayP95, DelayP99 time.Duration
+	// Playout is the current schedule's delay (capture to playout, clock
+	// offset included), 0 before anchoring; PathDelay each path's usual
+	// arrival delay (Adaptive; 0 for a path not heard from lately).
+	Playout   time.Duration
+	PathDelay []time.Duration
 }
 
 // Jitter is a live reorder buffer with playout deadlines. It is pure: the
@@ -83,6 +107,9 @@ type JitterStats struct {
 // Pop that anchored, captureBase = the chunk's Capture), and chunk c plays at
 //
 //	playout(c) = localBase + (c.Capture - captureBase) + TargetLatency
+//
+// With Adaptive, localBase then follows the slowest path's usual arrival
+// delay (see JitterConfig.Adaptive).
 //
 // Only differences of capture times are used, so the source's clock need not
 // agree with ours. The node should push the newest start point it has first
@@ -112,6 +139,11 @@ type Jitter struct {
 	lost map[uint64]uint8
 	// seqs >= next dropped as late, so that their duplicates are not counted late twice.
 	lateAhead map[uint64]struct{}
+
+	// fast[p] is the sliding minimum of path p's arrival delays (arrival −
+	// capture, clock offset included) over AdaptWindow: a deque of samples,
+	// each faster than those after it (Adaptive).
+	fast [][]arrival
 
 	firstPush time.Time
 	pushed    bool
@@ -155,6 +187,52 @@ func (r PushResult) String() string {
 	return "?"
 }
 
+// arrival is one chunk's arrival delay and when it came.
+type arrival struct {
+	at time.Time
+	d  time.Duration
+}
+
+// observe records chunk c's arrival (Adaptive) and moves the schedule so
+// that chunks play TargetLatency after the slowest path's usual delay.
+func (j *Jitter) observe(c *Chunk, now time.Time) {
+	if !j.anchored || !j.cfg.Adaptive {
+		return
+	}
+	if j.fast == nil {
+		j.fast = make([][]arrival, j.cfg.Paths)
+	}
+	d := now.Sub(c.Capture)
+	p := int(c.Seq % uint64(j.cfg.Paths))
+	q := j.fast[p]
+	for len(q) > 0 && q[len(q)-1].d >= d {
+		q = q[:len(q)-1]
+	}
+	q = append(q, arrival{now, d})
+	j.fast[p] = q
+	// The slowest path's usual delay, over the paths heard from lately.
+	var slowest time.Duration
+	heard := false
+	for p, q := range j.fast {
+		i := 0
+		for i < len(q) && now.Sub(q[i].at) > j.cfg.AdaptWindow {
+			i++
+		}
+		q = q[i:]
+		j.fast[p] = q
+		if len(q) > 0 && (!heard || q[0].d > slowest) {
+			slowest, heard = q[0].d, true
+		}
+	}
+	// The schedule puts chunk x at localBase + (x.Capture − captureBase) +
+	// TargetLatency: a chunk delayed by slowest plays TargetLatency after
+	// it came when localBase = captureBase + slowest.
+	base := j.captureBase.Add(slowest)
+	if diff := base.Sub(j.localBase); diff > adaptiveDeadband || diff < -adaptiveDeadband {
+		j.localBase = base
+	}
+}
+
 // adaptiveDeadband ignores tiny variations of delivery time.
 const adaptiveDeadband = 5 * time.Millisecond
 
@@ -188,6 +266,9 @@ func (j *Jitter) Push(c Chunk, now time.Time) PushResult {
 		case 1:
 			j.lost[c.Seq] = 2
 			j.st.Late++
+			// Too late for this one, but its path is that slow: the
+			// chunks after it get the time it needed.
+			j.observe(&c, now)
 			return Late
 		case 2:
 			j.st.Duplicates++
@@ -208,15 +289,7 @@ func (j *Jitter) Push(c Chunk, now time.Time) PushResult {
 		j.st.Duplicates++
 		return Duplicate
 	}
-	if j.anchored && j.cfg.Adaptive {
-		// c came faster than the chunk we anchored on: the anchor's delay
-		// included a wait (a backlog burst at join, a slow first path).
-		// Move the schedule earlier so that every chunk plays TargetLatency
-		// after the fastest delivery seen.
-		if d := j.localBase.Add(c.Capture.Sub(j.captureBase)).Sub(now); d > adaptiveDeadband {
-			j.localBase = j.localBase.Add(-d)
-		}
-	}
+	j.observe(&c, now)
 	if j.anchored && now.After(j.playout(&c)) {
 		j.lateAhead[c.Seq] = struct{}{}
 		j.st.Late++
@@ -281,6 +354,8 @@ func (j *Jitter) anchor(now time.Time) bool {
 	j.anchored, j.everAnchored = true, true
 	j.next, j.anchorSeq = s.Seq, s.Seq
 	j.localBase, j.captureBase = now, s.Capture
+	j.fast = nil
+	j.observe(&s, now)
 	// The stall clock starts when the start point is due.
 	j.lastOut = now.Add(j.cfg.TargetLatency)
 	clear(j.lateAhead)
@@ -400,5 +475,15 @@ func (j *Jitter) Stats() JitterStats {
 	s.DelayP50 = j.cfg.Delay.Quantile(0.50)
 	s.DelayP95 = j.cfg.Delay.Quantile(0.95)
 	s.DelayP99 = j.cfg.Delay.Quantile(0.99)
+	if j.anchored {
+		s.Playout = j.localBase.Sub(j.captureBase) + j.cfg.TargetLatency
+	}
+	for _, q := range j.fast {
+		var d time.Duration
+		if len(q) > 0 {
+			d = q[0].d
+		}
+		s.PathDelay = append(s.PathDelay, d)
+	}
 	return s
 }

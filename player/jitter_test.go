@@ -2,6 +2,7 @@ package player
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -340,11 +341,11 @@ func BenchmarkJitterPushPop(b *testing.B) {
 	}
 }
 
-// With Adaptive, the schedule follows the fastest delivery: a join whose
-// start point came 300 ms late (a backlog burst) does not keep the viewer
-// 300 ms behind once chunks arrive on time.
-func TestJitterAdaptiveFollowsFastestDelivery(t *testing.T) {
-	j := NewJitter(JitterConfig{TargetLatency: 200 * time.Millisecond, Adaptive: true})
+// With Adaptive, a join whose start point came 300 ms late (a backlog burst)
+// does not keep the viewer 300 ms behind: the schedule follows the path's
+// usual (fastest recent) delay.
+func TestJitterAdaptiveForgetsJoinBurst(t *testing.T) {
+	j := NewJitter(JitterConfig{TargetLatency: 200 * time.Millisecond, Adaptive: true, AdaptWindow: time.Second})
 	t0 := time.Unix(1000, 0)
 	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 100 * time.Millisecond) }
 	// The start point (seq 0) arrives 300 ms after capture, seq 1..3 in the same burst.
@@ -354,19 +355,84 @@ func TestJitterAdaptiveFollowsFastestDelivery(t *testing.T) {
 		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Data: []byte{byte(s)}}, now)
 	}
 	// From seq 4 on, chunks arrive 20 ms after capture.
-	for s := 4; s <= 20; s++ {
+	var delays []time.Duration
+	for s := 4; s <= 60; s++ {
 		at := capture(s).Add(20 * time.Millisecond)
 		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Data: []byte{byte(s)}}, at)
-		j.Pop(at)
+		for _, c := range j.Pop(at) {
+			delays = append(delays, at.Sub(c.Capture))
+		}
+		// Pop at every deadline in between, as Live does.
+		for {
+			d, ok := j.NextDeadline()
+			if !ok || !d.Before(capture(s+1).Add(20*time.Millisecond)) {
+				break
+			}
+			for _, c := range j.Pop(d) {
+				delays = append(delays, d.Sub(c.Capture))
+			}
+		}
 	}
-	end := capture(30)
-	j.Pop(end)
-	st := j.Stats()
-	if st.DelayP50 > 250*time.Millisecond {
-		t.Fatalf("delay p50 %v: the schedule kept the join burst's delay (want ~220 ms)", st.DelayP50)
-	}
-	if st.Continuity < 1 {
+	if st := j.Stats(); st.Continuity < 1 {
 		t.Fatalf("continuity %.3f, want 1", st.Continuity)
+	}
+	// Well after the window: every chunk plays 20 ms + TargetLatency after capture.
+	last := delays[len(delays)-10:]
+	for _, d := range last {
+		if d < 215*time.Millisecond || d > 225*time.Millisecond {
+			t.Fatalf("late delays %v: the schedule kept the join burst's delay (want 220 ms)", last)
+		}
+	}
+}
+
+// Stripes: every fourth chunk comes over a path 300 ms slower than the
+// others. Anchored on a fast chunk, the schedule moves later at the first
+// slow one, so that from then on nothing is late (following the fastest
+// delivery of all paths, a quarter of the chunks was late forever).
+func TestJitterAdaptiveFollowsSlowestPath(t *testing.T) {
+	const target = 100 * time.Millisecond
+	j := NewJitter(JitterConfig{TargetLatency: target, Adaptive: true, Paths: 4})
+	t0 := time.Unix(1000, 0)
+	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 50 * time.Millisecond) }
+	type ev struct {
+		at  time.Time
+		seq int
+	}
+	var evs []ev
+	for s := 0; s < 200; s++ {
+		d := 20 * time.Millisecond
+		if s%4 == 3 {
+			d += 300 * time.Millisecond
+		}
+		evs = append(evs, ev{capture(s).Add(d), s})
+	}
+	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
+	var delays []time.Duration
+	pop := func(now time.Time) {
+		for _, c := range j.Pop(now) {
+			delays = append(delays, now.Sub(c.Capture))
+		}
+	}
+	for _, e := range evs {
+		for {
+			d, ok := j.NextDeadline()
+			if !ok || !d.Before(e.at) {
+				break
+			}
+			pop(d)
+		}
+		j.Push(Chunk{Seq: uint64(e.seq), Capture: capture(e.seq), Start: e.seq%20 == 0, Data: []byte{1}}, e.at)
+		pop(e.at)
+	}
+	st := j.Stats()
+	// Only the first slow chunk (seq 3) may be lost.
+	if st.Late > 1 || st.Missed > 1 {
+		t.Fatalf("late %d missed %d, want at most the first slow chunk", st.Late, st.Missed)
+	}
+	for _, d := range delays[len(delays)-20:] {
+		if d < 315*time.Millisecond || d > 425*time.Millisecond {
+			t.Fatalf("delay %v, want the slow path's 320 ms + target", d)
+		}
 	}
 }
 
@@ -374,7 +440,7 @@ func TestJitterAdaptiveFollowsFastestDelivery(t *testing.T) {
 // jumps to the newest start point once live chunks arrive, instead of
 // playing the old ones in a burst and staying behind.
 func TestJitterAdaptiveCatchesUp(t *testing.T) {
-	j := NewJitter(JitterConfig{TargetLatency: 300 * time.Millisecond, Adaptive: true})
+	j := NewJitter(JitterConfig{TargetLatency: 300 * time.Millisecond, Adaptive: true, AdaptWindow: 500 * time.Millisecond})
 	t0 := time.Unix(1000, 0)
 	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 100 * time.Millisecond) }
 	// Backlog: seq 0..39 (4 s) arrives in one burst at capture(40), start points every 10.
@@ -397,5 +463,41 @@ func TestJitterAdaptiveCatchesUp(t *testing.T) {
 	// Recent chunks play about TargetLatency after capture, not seconds later.
 	if p50 := st.DelayP50; p50 > 400*time.Millisecond {
 		t.Fatalf("delay p50 %v after catching up; want ~310 ms", p50)
+	}
+}
+
+// One path that gets 200 ms slower (a parent switch to a deeper parent):
+// the schedule moves later within the window, and the losses stop.
+func TestJitterAdaptiveFollowsSlowerPath(t *testing.T) {
+	j := NewJitter(JitterConfig{TargetLatency: 100 * time.Millisecond, Adaptive: true, AdaptWindow: time.Second})
+	t0 := time.Unix(1000, 0)
+	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 50 * time.Millisecond) }
+	var delays []time.Duration
+	for s := 0; s < 200; s++ {
+		d := 20 * time.Millisecond
+		if s >= 100 {
+			d = 220 * time.Millisecond
+		}
+		at := capture(s).Add(d)
+		for {
+			dl, ok := j.NextDeadline()
+			if !ok || !dl.Before(at) {
+				break
+			}
+			for _, c := range j.Pop(dl) {
+				delays = append(delays, dl.Sub(c.Capture))
+			}
+		}
+		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s%20 == 0, Data: []byte{1}}, at)
+	}
+	st := j.Stats()
+	// Lost: the chunks due while the fast samples were still in the window.
+	if st.Missed > 25 {
+		t.Fatalf("missed %d: the schedule did not follow the slower path", st.Missed)
+	}
+	for _, d := range delays[len(delays)-20:] {
+		if d < 315*time.Millisecond || d > 325*time.Millisecond {
+			t.Fatalf("delay %v, want 220 ms + target", d)
+		}
 	}
 }

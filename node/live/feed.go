@@ -31,8 +31,11 @@ type feed struct {
 	parentLatest uint64 // newest chunk of this stripe the parent announced
 	latest       uint64 // newest chunk of this stripe we hold
 	have         bool
-	everParent   bool
-	move         func() // cancels the current subscription to move up the tree
+	// delay is a moving average of this stripe's arrival delay (arrival −
+	// capture; across machines it includes their clock offset).
+	delay      time.Duration
+	everParent bool
+	move       func() // cancels the current subscription to move up the tree
 	// moveTo is the parent a move goes to (checked by a probe just before);
 	// moveBack the parent left, tried next if moveTo turned out full.
 	moveTo, moveBack peer.ID

@@ -169,6 +169,11 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 		if !f.have || c.Seq > f.latest {
 			f.latest, f.have = c.Seq, true
 		}
+		if d := now.Sub(time.UnixMicro(c.CaptureUnixMicros)); f.delay == 0 {
+			f.delay = d
+		} else {
+			f.delay += (d - f.delay) / 8
+		}
 	}
 	s.chunksIn++
 	s.bytesIn += uint64(len(c.Data))
@@ -287,15 +292,21 @@ func (s *Stream) backlogLocked(fromSeq uint64, fromLatest bool) []*pb.LiveChunk 
 
 // Stats is what `status --json` reports for a stream.
 type Stats struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	Role       string   `json:"role"` // "source" or "viewer"
-	Ended      bool     `json:"ended"`
-	LatestSeq  uint64   `json:"latest_seq"`
-	Depth      int      `json:"depth"`             // deepest stripe's hops from the source
-	Parent     string   `json:"parent,omitempty"`  // stripe 0's parent
-	Parents    []string `json:"parents,omitempty"` // each stripe's parent ("" while looking)
-	Stripes    int      `json:"stripes"`
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Role      string   `json:"role"` // "source" or "viewer"
+	Ended     bool     `json:"ended"`
+	LatestSeq uint64   `json:"latest_seq"`
+	Depth     int      `json:"depth"`             // deepest stripe's hops from the source
+	Parent    string   `json:"parent,omitempty"`  // stripe 0's parent
+	Parents   []string `json:"parents,omitempty"` // each stripe's parent ("" while looking)
+	Stripes   int      `json:"stripes"`
+	// Each stripe's depth in its tree and moving average of its arrival
+	// delay (arrival − capture, ms; includes the source's clock offset).
+	StripeDepth   []int     `json:"stripe_depth,omitempty"`
+	StripeDelayMS []float64 `json:"stripe_delay_ms,omitempty"`
+	// PlayoutMS is the player's current schedule: capture to playout (ms).
+	PlayoutMS  float64  `json:"playout_ms"`
 	Children   int      `json:"children"` // peers fed (each takes one or more stripes)
 	Load       float64  `json:"load"`     // copies of the stream forwarded (a stripe of K counts 1/K)
 	Peers      int      `json:"peers"`    // candidates known
@@ -361,6 +372,8 @@ func (s *Stream) Stats() Stats {
 			st.Parent = p
 		}
 		st.Parents = append(st.Parents, p)
+		st.StripeDepth = append(st.StripeDepth, f.depth)
+		st.StripeDelayMS = append(st.StripeDelayMS, float64(f.delay.Microseconds())/1000)
 	}
 	play := s.play
 	s.mu.Unlock()
@@ -375,6 +388,7 @@ func (s *Stream) Stats() Stats {
 		st.Missed = js.Missed
 		st.Late = js.Late
 		st.CatchUps = js.CatchUps
+		st.PlayoutMS = ms(js.Playout)
 		st.HTTPPath = "/stream/" + s.id.String()
 	}
 	return st

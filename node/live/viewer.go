@@ -49,7 +49,7 @@ func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*St
 	fan := player.NewHTTPFanout(player.FanoutOptions{})
 	sinks := append([]player.Sink{fan}, opts.Sinks...)
 	st.fanout = fan
-	st.play = player.NewLive(newMultiSink(sinks), player.LiveOptions{Jitter: player.JitterConfig{TargetLatency: s.cfg.Latency, Adaptive: true}})
+	st.play = player.NewLive(newMultiSink(sinks), player.LiveOptions{Jitter: player.JitterConfig{TargetLatency: s.cfg.Latency, Adaptive: true, Paths: max(st.k, 1)}})
 	got, err := s.add(st)
 	if err != nil {
 		st.play.Close()

@@ -157,6 +157,15 @@ func (c *Config) defaults() {
 	if c.Source.ChunkDuration <= 0 {
 		c.Source.ChunkDuration = c.Live.ChunkDuration
 	}
+	// Keep 10 s of chunks per node rather than live's 30 s: children join
+	// and repair from the last second or two, and at 1,000 nodes the
+	// windows would take gigabytes.
+	if c.Live.Window <= 0 {
+		c.Live.Window = int(10 * time.Second / c.Live.ChunkDuration)
+	}
+	if c.Source.Window <= 0 {
+		c.Source.Window = c.Live.Window
+	}
 	// live takes children while their share of UploadRate stays above
 	// the measured bit rate + 10 %; until the source has measured it (2 s)
 	// and for viewers that subscribed before then, only MaxChildren applies,
@@ -767,8 +776,21 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 				gaps = append(gaps, fmt.Sprintf("%.1fs+%d", at, end-seq+1))
 				seq = end
 			}
-			s.cfg.Logf("viewer %d: continuity %.3f (%d/%d) p50 %v p99 %v depth %d parent %d switches %d stalls %d late %d catchups %d dup %d children %d; missed %v",
-				m.idx, c, len(played), n, quantile(mine, 0.5).Round(time.Millisecond), quantile(mine, 0.99).Round(time.Millisecond), stats.Depth, s.idxOfPeer(stats.Parent), stats.Switches, stats.Stalls, stats.Late, stats.CatchUps, stats.DupIn, stats.Children, gaps)
+			// The worst delay of each second of the span, in ms.
+			var timeline []int
+			for _, r := range recs {
+				if r.seq < lo || r.seq > hi {
+					continue
+				}
+				sec := int(r.capture.Sub(captures[lo]) / time.Second)
+				for len(timeline) <= sec {
+					timeline = append(timeline, 0)
+				}
+				timeline[sec] = max(timeline[sec], int(r.at.Sub(r.capture)/time.Millisecond))
+			}
+			s.cfg.Logf("viewer %d: timeline %v", m.idx, timeline)
+			s.cfg.Logf("viewer %d: continuity %.3f (%d/%d) p50 %v p99 %v depth %d parent %d switches %d stalls %d late %d catchups %d dup %d children %d; stripes depth %v delay ms %.0f playout %.0f ms; missed %v",
+				m.idx, c, len(played), n, quantile(mine, 0.5).Round(time.Millisecond), quantile(mine, 0.99).Round(time.Millisecond), stats.Depth, s.idxOfPeer(stats.Parent), stats.Switches, stats.Stalls, stats.Late, stats.CatchUps, stats.DupIn, stats.Children, stats.StripeDepth, stats.StripeDelayMS, stats.PlayoutMS, gaps)
 		}
 		for seq := lo; seq <= hi; seq++ {
 			cap, ok := captures[seq]
