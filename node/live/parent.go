@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/hivecast/hivecast/node"
@@ -35,6 +36,10 @@ type child struct {
 	gone    chan struct{} // closed when the child is dropped
 	evicted chan struct{} // closed when a peer of its stripe's tree takes its slot
 	once    func()
+	// waiting: the child waits for the next start point; chunks before it
+	// are not sent, so no uplink is booked for them (a booking given back
+	// after later ones were made is lost to the later ones).
+	waiting atomic.Bool
 }
 
 // queued is a chunk waiting for a child, with its frame: encoded once in
@@ -43,6 +48,7 @@ type queued struct {
 	c      *pb.LiveChunk
 	frame  []byte
 	booked *rate.Reservation // the uplink booked for it (with an upload limit)
+	at     time.Time         // when it was queued
 }
 
 // interior reports whether the child forwards chunk seq further: it is in
@@ -396,6 +402,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	// A child starting at the newest start point waits for the next one if
 	// there is none to start from: whichever stripe it falls in.
 	waitStart := req.FromLatest && len(backlog) == 0
+	k.waiting.Store(waitStart)
 	backlog = slices.DeleteFunc(backlog, func(c *pb.LiveChunk) bool { return !set.Has(c.Seq) })
 	status := st.statusLocked(set)
 	st.children[key] = k
@@ -550,6 +557,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			}
 		case qc := <-q:
 			c := qc.c
+
 			if sent && c.Seq < next && c.Flags&live.FlagEnd == 0 {
 				qc.cancel()
 				continue // already in the backlog
@@ -560,6 +568,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 					continue
 				}
 				waitStart = false
+				k.waiting.Store(false)
 			}
 			if c.Flags&live.FlagEnd == 0 && !set.Has(c.Seq) {
 				qc.cancel()

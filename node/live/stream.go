@@ -32,6 +32,8 @@ type Stream struct {
 	info       *pb.StreamInfo
 	verifier   *live.Verifier
 	ring       []*pb.LiveChunk // index seq % len(ring)
+	lag        time.Duration   // see noteLag
+	lagAt      time.Time
 	have       bool
 	latest     uint64
 	latestCap  int64 // capture time of the newest chunk, µs (source clock)
@@ -47,6 +49,7 @@ type Stream struct {
 	fanout     *player.HTTPFanout
 	sinks      []player.Sink
 	startedAt  time.Time
+	infoAt     time.Time // when the stream's info came (viewers)
 	firstChunk time.Time
 	chunksIn   uint64
 	bytesIn    uint64
@@ -132,6 +135,7 @@ func (s *Stream) setInfo(info *pb.StreamInfo, v *live.Verifier) {
 		return
 	}
 	s.info, s.verifier = info, v
+	s.infoAt = s.svc.cfg.Now()
 	close(s.infoReady)
 }
 
@@ -192,7 +196,7 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 		// Encode the frame once for every child.
 		frame, err := wire.AppendFrame(nil, &pb.LiveMessage{Msg: &pb.LiveMessage_Chunk{Chunk: c}})
 		if err == nil {
-			s.forward(kids, queued{c: c, frame: frame})
+			s.forward(kids, queued{c: c, frame: frame, at: now})
 		}
 	}
 	if play != nil {
@@ -232,7 +236,9 @@ func (s *Stream) forward(kids []*child, q queued) {
 	})
 	for _, k := range kids {
 		kq := q
-		if end || k.set.Has(seq) {
+		// Book only copies that will be sent: not for a child waiting for
+		// the next start point, unless this is one.
+		if end || (k.set.Has(seq) && (!k.waiting.Load() || q.c.Flags&live.FlagStart != 0)) {
 			if r := lim.ReserveN(time.Now(), len(q.frame)); r.OK() {
 				if r.Delay() > s.svc.cfg.StallTimeout && !end {
 					// The uplink is booked further ahead than a child
@@ -244,10 +250,22 @@ func (s *Stream) forward(kids []*child, q queued) {
 					continue
 				}
 				kq.booked = r
+				s.noteLag(r.Delay())
 			}
 		}
 		k.push(kq)
 	}
+}
+
+// noteLag records how far ahead the uplink is booked (the longest wait
+// of a chunk copy booked in the last two seconds).
+func (s *Stream) noteLag(d time.Duration) {
+	now := s.svc.cfg.Now()
+	s.mu.Lock()
+	if d > s.lag || now.Sub(s.lagAt) > 2*time.Second {
+		s.lag, s.lagAt = d, now
+	}
+	s.mu.Unlock()
 }
 
 // backlog returns the chunks a new child gets first: from fromSeq, or (if
@@ -305,6 +323,9 @@ type Stats struct {
 	// delay (arrival − capture, ms; includes the source's clock offset).
 	StripeDepth   []int     `json:"stripe_depth,omitempty"`
 	StripeDelayMS []float64 `json:"stripe_delay_ms,omitempty"`
+	// UploadLagMS: how long the longest-waiting chunk copy booked on the
+	// uplink in the last two seconds waited for its turn (ms).
+	UploadLagMS float64 `json:"upload_lag_ms"`
 	// PlayoutMS is the player's current schedule: capture to playout (ms).
 	PlayoutMS  float64  `json:"playout_ms"`
 	Children   int      `json:"children"` // peers fed (each takes one or more stripes)
@@ -315,19 +336,23 @@ type Stats struct {
 	DelayMS    Quantile `json:"delay_ms"`
 	Continuity float64  `json:"continuity"`
 	StartupMS  float64  `json:"startup_ms"`
-	Stalls     uint64   `json:"stalls"`
-	Delivered  uint64   `json:"delivered"`
-	Missed     uint64   `json:"missed"`
-	Late       uint64   `json:"late"`      // chunks that came after their playout time (counted in Missed)
-	CatchUps   uint64   `json:"catch_ups"` // jumps to the newest start point, far behind live
-	ChunksIn   uint64   `json:"chunks_in"`
-	DupIn      uint64   `json:"dup_in"`
-	BytesIn    uint64   `json:"bytes_in"`
-	BytesOut   uint64   `json:"bytes_out"`
-	RateIn     float64  `json:"down_bps"`
-	RateOut    float64  `json:"up_bps"`
-	Bitrate    uint64   `json:"bitrate_bps"`
-	HTTPPath   string   `json:"http_path,omitempty"`
+	// Join steps of a viewer, from Watch: the stream's info verified (a
+	// parent found), the first chunk.
+	InfoMS       float64 `json:"info_ms,omitempty"`
+	FirstChunkMS float64 `json:"first_chunk_ms,omitempty"`
+	Stalls       uint64  `json:"stalls"`
+	Delivered    uint64  `json:"delivered"`
+	Missed       uint64  `json:"missed"`
+	Late         uint64  `json:"late"`      // chunks that came after their playout time (counted in Missed)
+	CatchUps     uint64  `json:"catch_ups"` // jumps to the newest start point, far behind live
+	ChunksIn     uint64  `json:"chunks_in"`
+	DupIn        uint64  `json:"dup_in"`
+	BytesIn      uint64  `json:"bytes_in"`
+	BytesOut     uint64  `json:"bytes_out"`
+	RateIn       float64 `json:"down_bps"`
+	RateOut      float64 `json:"up_bps"`
+	Bitrate      uint64  `json:"bitrate_bps"`
+	HTTPPath     string  `json:"http_path,omitempty"`
 }
 
 // Quantile holds delay percentiles in milliseconds.
@@ -354,6 +379,18 @@ func (s *Stream) Stats() Stats {
 		Children: s.childPeersLocked(), Load: s.loadLocked(), Peers: len(s.cands), Banned: len(s.banned), Switches: s.switches,
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
+	}
+	since := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.Sub(s.startedAt).Microseconds()) / 1000
+	}
+	if !s.source {
+		st.InfoMS, st.FirstChunkMS = since(s.infoAt), since(s.firstChunk)
+	}
+	if now.Sub(s.lagAt) <= 2*time.Second {
+		st.UploadLagMS = float64(s.lag.Microseconds()) / 1000
 	}
 	if s.source {
 		st.Role = "source"

@@ -626,6 +626,48 @@ func (s *swarm) run() *Result {
 		}
 		return
 	}
+	if cfg.Verbose {
+		// The swarm, every second: the source's uplink lag, the viewers'
+		// worst uplink lag, mean and worst playout delay and stripe delay.
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				var lagMax, playSum, playMax, stripeMax float64
+				n, lagged := 0, 0
+				var worst live.Stats
+				for _, m := range viewers {
+					st := m.st.Load()
+					if st == nil || m.gone.Load() {
+						continue
+					}
+					x := st.Stats()
+					if x.UploadLagMS > lagMax {
+						lagMax, worst = x.UploadLagMS, x
+					}
+					if x.UploadLagMS > 200 {
+						lagged++
+					}
+					playSum += x.PlayoutMS
+					playMax = max(playMax, x.PlayoutMS)
+					for _, d := range x.StripeDelayMS {
+						stripeMax = max(stripeMax, d)
+					}
+					n++
+				}
+				ss := bc.Stream().Stats()
+				cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms",
+					time.Since(t0).Round(time.Second), ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax)
+			}
+		}()
+	}
 	time.Sleep(measureFrom - time.Since(t0))
 	sw0, w0, sc0, in0 := snap()
 	time.Sleep(measureTo - time.Since(t0))
@@ -821,6 +863,18 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	if due > 0 {
 		res.Continuity = float64(got) / float64(due)
 	}
+	// Where the startup goes (p50 of each step, from Watch).
+	var infos, firsts []time.Duration
+	for _, m := range viewers {
+		if st := m.st.Load(); st != nil {
+			x := st.Stats()
+			infos = append(infos, time.Duration(x.InfoMS*1e6))
+			firsts = append(firsts, time.Duration(x.FirstChunkMS*1e6))
+		}
+	}
+	slices.Sort(infos)
+	slices.Sort(firsts)
+	s.cfg.Logf("startup steps (p50/p95): info %v/%v, first chunk %v/%v", quantile(infos, 0.5), quantile(infos, 0.95), quantile(firsts, 0.5), quantile(firsts, 0.95))
 	slices.Sort(startups)
 	res.StartupP50, res.StartupP95 = quantile(startups, 0.5), quantile(startups, 0.95)
 	if nVanish > 0 {
