@@ -283,6 +283,10 @@ const (
 	refusalRedirect = 16
 )
 
+// maxQueuedAge: a chunk captured this much before the newest chunk held is
+// not sent to a child any more (source clock differences only).
+const maxQueuedAge = time.Second
+
 // childKeepalive: a child sends an empty LiveRequest every heartbeat; one
 // silent this long is gone (a host that dies does not close its
 // connections), and its slot is freed for the orphans looking for a parent.
@@ -363,6 +367,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		// takes the slot of a child that only consumes a stripe here (that
 		// one moves to a peer of its stripe's tree; SplitStream's pushdown).
 		if v := st.evictableLocked(p, set); v != nil {
+			st.evictions++
 			close(st.children[*v].evicted)
 			delete(st.children, *v)
 			maxSlots, used = st.slotsLocked(set)
@@ -406,6 +411,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	backlog = slices.DeleteFunc(backlog, func(c *pb.LiveChunk) bool { return !set.Has(c.Seq) })
 	status := st.statusLocked(set)
 	st.children[key] = k
+	st.subsIn++
 	st.wg.Add(1)
 	st.mu.Unlock()
 	st.svc.h.ConnManager().Protect(p, protectTag)
@@ -493,6 +499,9 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			fail(err)
 			return
 		}
+		st.mu.Lock()
+		st.backlogOut += uint64(len(c.Data))
+		st.mu.Unlock()
 		next, sent = c.Seq+1, true
 	}
 	hb := time.NewTicker(st.svc.cfg.Heartbeat)
@@ -557,6 +566,20 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			}
 		case qc := <-q:
 			c := qc.c
+			st.mu.Lock()
+			stale := c.Flags&live.FlagEnd == 0 && st.latestCap-c.CaptureUnixMicros > maxQueuedAge.Microseconds()
+			st.mu.Unlock()
+			if stale {
+				// Chunks much older than the newest we hold came in a burst
+				// (our parent catching up after a stall): sending them on
+				// would pass the burst down the tree, each level at its
+				// fan-out, and hold every later chunk behind them.
+				qc.cancel()
+				st.mu.Lock()
+				st.staleSkips++
+				st.mu.Unlock()
+				continue
+			}
 
 			if sent && c.Seq < next && c.Flags&live.FlagEnd == 0 {
 				qc.cancel()

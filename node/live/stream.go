@@ -54,13 +54,16 @@ type Stream struct {
 	chunksIn   uint64
 	bytesIn    uint64
 	bytesOut   uint64
-	dupIn      uint64
-	switches   uint64
-	rateIn     rateMeter
-	rateOut    rateMeter
-	closeOnce  sync.Once
-	provided   bool
-	done       chan struct{}
+	// Children accounting: bytes sent as a new subscription's backlog,
+	// subscriptions taken, children evicted, children dropped as too slow.
+	backlogOut, subsIn, evictions, drops, staleSkips uint64
+	dupIn                                            uint64
+	switches                                         uint64
+	rateIn                                           rateMeter
+	rateOut                                          rateMeter
+	closeOnce                                        sync.Once
+	provided                                         bool
+	done                                             chan struct{}
 }
 
 // candidate is a peer that may feed us. Its depth and room are those of its
@@ -246,6 +249,9 @@ func (s *Stream) forward(kids []*child, q queued) {
 					// it carries. Drop this one (leaves come last, so a
 					// leaf), which finds a parent with room.
 					r.Cancel()
+					s.mu.Lock()
+					s.drops++
+					s.mu.Unlock()
 					k.once()
 					continue
 				}
@@ -349,10 +355,17 @@ type Stats struct {
 	DupIn        uint64  `json:"dup_in"`
 	BytesIn      uint64  `json:"bytes_in"`
 	BytesOut     uint64  `json:"bytes_out"`
-	RateIn       float64 `json:"down_bps"`
-	RateOut      float64 `json:"up_bps"`
-	Bitrate      uint64  `json:"bitrate_bps"`
-	HTTPPath     string  `json:"http_path,omitempty"`
+	// Of BytesOut, sent as new subscriptions' backlogs; subscriptions
+	// taken, children evicted by pushdown, children dropped as too slow.
+	BacklogBytesOut uint64  `json:"backlog_bytes_out"`
+	Subscriptions   uint64  `json:"subscriptions"`
+	Evictions       uint64  `json:"evictions"`
+	ChildDrops      uint64  `json:"child_drops"`
+	StaleSkips      uint64  `json:"stale_skips"` // chunk copies not sent: far older than the newest held
+	RateIn          float64 `json:"down_bps"`
+	RateOut         float64 `json:"up_bps"`
+	Bitrate         uint64  `json:"bitrate_bps"`
+	HTTPPath        string  `json:"http_path,omitempty"`
 }
 
 // Quantile holds delay percentiles in milliseconds.
@@ -378,6 +391,7 @@ func (s *Stream) Stats() Stats {
 		ID: s.id.String(), Role: "viewer", Ended: s.ended, LatestSeq: s.latest, Depth: s.depthLocked(), Stripes: s.k,
 		Children: s.childPeersLocked(), Load: s.loadLocked(), Peers: len(s.cands), Banned: len(s.banned), Switches: s.switches,
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
+		BacklogBytesOut: s.backlogOut, Subscriptions: s.subsIn, Evictions: s.evictions, ChildDrops: s.drops, StaleSkips: s.staleSkips,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
 	}
 	since := func(t time.Time) float64 {

@@ -633,6 +633,7 @@ func (s *swarm) run() *Result {
 		defer tick.Stop()
 		stop := make(chan struct{})
 		defer close(stop)
+		var prevOut, prevBack, prevSubs, prevEv, prevDrops, prevSw, prevSkip uint64
 		go func() {
 			for {
 				select {
@@ -643,12 +644,20 @@ func (s *swarm) run() *Result {
 				var lagMax, playSum, playMax, stripeMax float64
 				n, lagged := 0, 0
 				var worst live.Stats
+				var out, back, subs, ev, drops, sw, skip uint64
 				for _, m := range viewers {
 					st := m.st.Load()
 					if st == nil || m.gone.Load() {
 						continue
 					}
 					x := st.Stats()
+					out += x.BytesOut
+					back += x.BacklogBytesOut
+					subs += x.Subscriptions
+					ev += x.Evictions
+					drops += x.ChildDrops
+					sw += x.Switches
+					skip += x.StaleSkips
 					if x.UploadLagMS > lagMax {
 						lagMax, worst = x.UploadLagMS, x
 					}
@@ -663,6 +672,9 @@ func (s *swarm) run() *Result {
 					n++
 				}
 				ss := bc.Stream().Stats()
+				cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped",
+					time.Since(t0).Round(time.Second), float64(out-prevOut)/1e3, float64(back-prevBack)/1e3, subs-prevSubs, ev-prevEv, drops-prevDrops, sw-prevSw, skip-prevSkip)
+				prevOut, prevBack, prevSubs, prevEv, prevDrops, prevSw, prevSkip = out, back, subs, ev, drops, sw, skip
 				cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms",
 					time.Since(t0).Round(time.Second), ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax)
 			}
