@@ -190,7 +190,7 @@ func (f *feed) run() {
 		var standby peer.ID
 		if !attached {
 			if !lostParent {
-				st.probeUnknown(8)
+				st.probeUnknownFor(f, 8)
 			} else {
 				// Failover: the standbys were alive a second ago, but hosts
 				// that die together (a rack, a NAT, a third of a swarm) die

@@ -434,8 +434,18 @@ func (st *Stream) addRedirect(rd *pb.Redirect) {
 	}
 }
 
-// probeUnknown probes, in parallel, up to n candidates not probed recently.
+// probeUnknown probes, in parallel, up to n candidates not probed recently,
+// and waits for all of them.
 func (st *Stream) probeUnknown(n int) {
+	st.probeUnknownFor(nil, n)
+}
+
+// probeUnknownFor probes, in parallel, up to n candidates not probed
+// recently. With f set it returns as soon as one answers with room in f's
+// stripe (it forwards that stripe), or after joinProbeWait: a join should
+// not wait for the slowest of eight probes, whose answers still arrive and
+// are kept.
+func (st *Stream) probeUnknownFor(f *feed, n int) {
 	now := st.svc.cfg.Now()
 	st.mu.Lock()
 	var ids []peer.ID
@@ -449,16 +459,52 @@ func (st *Stream) probeUnknown(n int) {
 	if len(ids) > n {
 		ids = ids[:n]
 	}
-	var wg sync.WaitGroup
+	if len(ids) == 0 {
+		return
+	}
+	good := make(chan struct{}, len(ids))
+	done := make(chan struct{}, len(ids))
 	for _, id := range ids {
-		wg.Add(1)
+		st.wg.Add(1)
 		go func(id peer.ID) {
-			defer wg.Done()
+			defer st.wg.Done()
+			defer func() { done <- struct{}{} }()
 			st.probe(id)
+			if f == nil {
+				return
+			}
+			st.mu.Lock()
+			c := st.cands[id]
+			ok := c != nil && c.fails == 0 && c.spare > 0 && f.homeOf(c)
+			st.mu.Unlock()
+			if ok {
+				good <- struct{}{}
+			}
 		}(id)
 	}
-	wg.Wait()
+	var timeout <-chan time.Time
+	if f != nil {
+		t := time.NewTimer(joinProbeWait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for left := len(ids); left > 0; {
+		select {
+		case <-done:
+			left--
+		case <-good:
+			return
+		case <-timeout:
+			return
+		case <-st.ctx.Done():
+			return
+		}
+	}
 }
+
+// joinProbeWait bounds how long a join waits for probe answers before it
+// picks from what it knows.
+const joinProbeWait = 300 * time.Millisecond
 
 // standbys returns the n best standby parents of stripe f (peers of that
 // home stripe first, not f's parent, not our children).
