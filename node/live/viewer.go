@@ -441,10 +441,10 @@ func (st *Stream) probeUnknown(n int) {
 }
 
 // probeUnknownFor probes, in parallel, up to n candidates not probed
-// recently. With f set it returns as soon as one answers with room in f's
-// stripe (it forwards that stripe), or after joinProbeWait: a join should
-// not wait for the slowest of eight probes, whose answers still arrive and
-// are kept.
+// recently. With f set it returns a short grace after one answers with room
+// in f's stripe (it forwards that stripe), or after joinProbeWait: a join
+// should not wait for the slowest of eight probes, whose answers still
+// arrive and are kept.
 func (st *Stream) probeUnknownFor(f *feed, n int) {
 	now := st.svc.cfg.Now()
 	st.mu.Lock()
@@ -483,17 +483,24 @@ func (st *Stream) probeUnknownFor(f *feed, n int) {
 		}(id)
 	}
 	var timeout <-chan time.Time
+	var t *time.Timer
 	if f != nil {
-		t := time.NewTimer(joinProbeWait)
+		t = time.NewTimer(joinProbeWait)
 		defer t.Stop()
 		timeout = t.C
 	}
+	graced := false
 	for left := len(ids); left > 0; {
 		select {
 		case <-done:
 			left--
 		case <-good:
-			return
+			if !graced {
+				// One with room: give the others a moment more (one
+				// closer to the source may be about to answer), then go.
+				graced = true
+				t.Reset(joinProbeGrace)
+			}
 		case <-timeout:
 			return
 		case <-st.ctx.Done():
@@ -502,9 +509,13 @@ func (st *Stream) probeUnknownFor(f *feed, n int) {
 	}
 }
 
-// joinProbeWait bounds how long a join waits for probe answers before it
-// picks from what it knows.
-const joinProbeWait = 300 * time.Millisecond
+// A join waits for probe answers at most joinProbeWait, and at most
+// joinProbeGrace after the first answer with room, before it picks from what
+// it knows.
+const (
+	joinProbeWait  = 300 * time.Millisecond
+	joinProbeGrace = 60 * time.Millisecond
+)
 
 // standbys returns the n best standby parents of stripe f (peers of that
 // home stripe first, not f's parent, not our children).
