@@ -14,7 +14,9 @@
 #   -vanish SHARE  -leave SHARE  -chunk DUR (50ms)  -jitter-latency DUR (500ms)
 #   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
 #   -stripes K (1; 4: experimental striping, docs/benchmarks.md)  -chunk-bytes N (65424; 8084 with stripes)
-#   -verbose (a line per viewer below 0.99 continuity)
+#   -verbose (a swarm line per virtual second: uplink lag, chunk bytes sent,
+#   backlog, subscriptions, evictions, stale skips, playout and stripe delays;
+#   the startup steps; two lines per viewer below 0.99 continuity)
 # Wall time: ~10 s for 12 viewers, ~25 s for 24, ~4 min for 100 on 2 cores.
 set -eu
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ run() {
 		cat "$out.log"
 		exit 1
 	}
-	grep -E 'sim.go:[0-9]+: viewer' "$out.log" >&2 || true
+	grep -E 'sim.go:[0-9]+: (viewer|t=|startup steps)' "$out.log" >&2 || true
 	grep -E '^wall' "$out.log" >>"$out.wall" || true
 }
 if [ -n "${SIM_RUNS:-}" ]; then

@@ -32,7 +32,7 @@ var (
 	fJoinLag   = flag.Duration("join-lag", 0, "live MaxJoinLag (default 200ms)")
 	fStripes   = flag.Int("stripes", 0, "stripes per stream (default live's 1: whole stream from one parent)")
 	fChunkMax  = flag.Int("chunk-bytes", 0, "largest chunk, bytes, a multiple of 188 (default the chunker's 65424)")
-	fVerbose   = flag.Bool("verbose", false, "log every viewer below 0.99 continuity")
+	fVerbose   = flag.Bool("verbose", false, "log the swarm every virtual second, the startup steps, and every viewer below 0.99 continuity")
 	fOut       = flag.String("out", "", "append the table row to this file")
 	fTrace     = flag.String("trace", "", "write every node's debug log (virtual time, n=member index) to this file")
 )
