@@ -92,10 +92,8 @@ type JitterStats struct {
 	// DelayP50..P99: source-to-end delay quantiles.
 	DelayP50, DelayP95, DelayP99 time.Duration
 	// Playout is the current schedule's delay (capture to playout, clock
-	// offset included), 0 before anchoring; PathDelay each path's usual
-	// arrival delay (Adaptive; 0 for a path not heard from lately).
-	Playout   time.Duration
-	PathDelay []time.Duration
+	// offset included), 0 before anchoring.
+	Playout time.Duration
 }
 
 // Jitter is a live reorder buffer with playout deadlines. It is pure: the
@@ -477,13 +475,6 @@ func (j *Jitter) Stats() JitterStats {
 	s.DelayP99 = j.cfg.Delay.Quantile(0.99)
 	if j.anchored {
 		s.Playout = j.localBase.Sub(j.captureBase) + j.cfg.TargetLatency
-	}
-	for _, q := range j.fast {
-		var d time.Duration
-		if len(q) > 0 {
-			d = q[0].d
-		}
-		s.PathDelay = append(s.PathDelay, d)
 	}
 	return s
 }

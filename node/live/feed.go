@@ -190,7 +190,7 @@ func (f *feed) run() {
 		var standby peer.ID
 		if !attached {
 			if !lostParent {
-				st.probeUnknownFor(f, 8)
+				st.joinProbe(f, 8)
 			} else {
 				// Failover: the standbys were alive a second ago, but hosts
 				// that die together (a rack, a NAT, a third of a swarm) die
@@ -283,35 +283,10 @@ const failoverProbe = 150 * time.Millisecond
 // does within failoverProbe): a dead standby must not hold up the failover
 // to a live one.
 func (st *Stream) checkStandbys(f *feed, n int) peer.ID {
-	ids := st.standbys(f, n)
-	if len(ids) == 0 {
-		return ""
-	}
-	good := make(chan peer.ID, len(ids))
-	for _, id := range ids {
-		st.wg.Add(1)
-		go func(id peer.ID) {
-			defer st.wg.Done()
-			st.probeWithin(id, failoverProbe)
-			st.mu.Lock()
-			c := st.cands[id]
-			ok := c != nil && c.fails == 0 && c.spare > 0 && f.homeOf(c) && !f.orphanedLocked(c) &&
-				st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
-			st.mu.Unlock()
-			if ok {
-				good <- id
-			}
-		}(id)
-	}
-	t := time.NewTimer(failoverProbe + 20*time.Millisecond)
-	defer t.Stop()
-	select {
-	case p := <-good:
-		return p
-	case <-t.C:
-	case <-st.ctx.Done():
-	}
-	return ""
+	return st.probeFirst(st.standbys(f, n), failoverProbe, failoverProbe+20*time.Millisecond, 0, func(c *candidate) bool {
+		return c.fails == 0 && c.spare > 0 && f.homeOf(c) && !f.orphanedLocked(c) &&
+			st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
+	})
 }
 
 var (

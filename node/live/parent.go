@@ -48,7 +48,6 @@ type queued struct {
 	c      *pb.LiveChunk
 	frame  []byte
 	booked *rate.Reservation // the uplink booked for it (with an upload limit)
-	at     time.Time         // when it was queued
 }
 
 // interior reports whether the child forwards chunk seq further: it is in
@@ -60,15 +59,19 @@ func (k *child) interior(seq uint64) bool {
 	return k.set.Has(seq) && k.home == int(seq%uint64(k.set.K))
 }
 
-func (k *child) push(c queued) {
+// push queues c for the child; it reports whether the child was dropped
+// for being too slow (its queue full).
+func (k *child) push(c queued) (dropped bool) {
 	select {
 	case k.q <- c:
-		return
+		return false
 	case <-k.gone:
 	default:
 		k.once() // too slow: drop it
+		dropped = true
 	}
 	c.cancel()
+	return dropped
 }
 
 func (q queued) cancel() {
@@ -494,16 +497,18 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	}
 	next := uint64(0)
 	sent := false
+	var backlogBytes uint64
 	for _, c := range backlog {
 		if err := send(&pb.LiveMessage{Msg: &pb.LiveMessage_Chunk{Chunk: c}}); err != nil {
 			fail(err)
 			return
 		}
-		st.mu.Lock()
-		st.backlogOut += uint64(len(c.Data))
-		st.mu.Unlock()
+		backlogBytes += uint64(len(c.Data))
 		next, sent = c.Seq+1, true
 	}
+	st.mu.Lock()
+	st.backlogOut += backlogBytes
+	st.mu.Unlock()
 	hb := time.NewTicker(st.svc.cfg.Heartbeat)
 	defer hb.Stop()
 	// deliver writes a chunk's frame (past the limiter if its uplink is
@@ -530,12 +535,9 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	// meanwhile (a child that hears nothing for its stall timeout leaves).
 	var pend queued
 	var pendC <-chan time.Time
-	var pendT *time.Timer
-	defer func() {
-		if pendT != nil {
-			pendT.Stop()
-		}
-	}()
+	pendT := time.NewTimer(time.Hour)
+	pendT.Stop()
+	defer pendT.Stop()
 	for {
 		q := k.q
 		if pendC != nil {
@@ -566,21 +568,22 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			}
 		case qc := <-q:
 			c := qc.c
-			st.mu.Lock()
-			stale := c.Flags&live.FlagEnd == 0 && st.latestCap-c.CaptureUnixMicros > maxQueuedAge.Microseconds()
-			st.mu.Unlock()
-			if stale {
-				// Chunks much older than the newest we hold came in a burst
-				// (our parent catching up after a stall): sending them on
-				// would pass the burst down the tree, each level at its
-				// fan-out, and hold every later chunk behind them.
-				qc.cancel()
+			if c.Flags&live.FlagEnd == 0 {
 				st.mu.Lock()
-				st.staleSkips++
+				stale := st.latestCap-c.CaptureUnixMicros > maxQueuedAge.Microseconds()
+				if stale {
+					st.staleSkips++
+				}
 				st.mu.Unlock()
-				continue
+				if stale {
+					// Chunks much older than the newest we hold came in a
+					// burst (our parent catching up after a stall): sending
+					// them on would pass the burst down the tree, each level
+					// at its fan-out, and hold every later chunk behind them.
+					qc.cancel()
+					continue
+				}
 			}
-
 			if sent && c.Seq < next && c.Flags&live.FlagEnd == 0 {
 				qc.cancel()
 				continue // already in the backlog
@@ -600,7 +603,8 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			if qc.booked != nil {
 				// Its turn on the uplink, booked in Stream.forward.
 				if d := qc.booked.Delay(); d > 0 {
-					pend, pendT = qc, time.NewTimer(d)
+					pend = qc
+					pendT.Reset(d)
 					pendC = pendT.C
 					continue
 				}

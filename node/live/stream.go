@@ -32,7 +32,7 @@ type Stream struct {
 	info       *pb.StreamInfo
 	verifier   *live.Verifier
 	ring       []*pb.LiveChunk // index seq % len(ring)
-	lag        time.Duration   // see noteLag
+	lag        time.Duration   // see noteForward
 	lagAt      time.Time
 	have       bool
 	latest     uint64
@@ -54,16 +54,19 @@ type Stream struct {
 	chunksIn   uint64
 	bytesIn    uint64
 	bytesOut   uint64
+
 	// Children accounting: bytes sent as a new subscription's backlog,
-	// subscriptions taken, children evicted, children dropped as too slow.
+	// subscriptions taken, children evicted, children dropped as too slow,
+	// chunk copies skipped as stale.
 	backlogOut, subsIn, evictions, drops, staleSkips uint64
-	dupIn                                            uint64
-	switches                                         uint64
-	rateIn                                           rateMeter
-	rateOut                                          rateMeter
-	closeOnce                                        sync.Once
-	provided                                         bool
-	done                                             chan struct{}
+
+	dupIn     uint64
+	switches  uint64
+	rateIn    rateMeter
+	rateOut   rateMeter
+	closeOnce sync.Once
+	provided  bool
+	done      chan struct{}
 }
 
 // candidate is a peer that may feed us. Its depth and room are those of its
@@ -199,7 +202,7 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 		// Encode the frame once for every child.
 		frame, err := wire.AppendFrame(nil, &pb.LiveMessage{Msg: &pb.LiveMessage_Chunk{Chunk: c}})
 		if err == nil {
-			s.forward(kids, queued{c: c, frame: frame, at: now})
+			s.forward(kids, queued{c: c, frame: frame})
 		}
 	}
 	if play != nil {
@@ -221,14 +224,20 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 // arriving late); leaves, which forward nothing of it, come last.
 func (s *Stream) forward(kids []*child, q queued) {
 	lim := s.svc.cfg.Upload
+	var drops uint64
 	if lim == nil {
 		for _, k := range kids {
-			k.push(q)
+			if k.push(q) {
+				drops++
+			}
 		}
+		s.noteForward(drops, 0, false)
 		return
 	}
 	seq := q.c.Seq
 	end := q.c.Flags&live.FlagEnd != 0
+	var lag time.Duration
+	booked := false
 	// The order matters only for the booking.
 	sort.SliceStable(kids, func(i, j int) bool {
 		pi, pj := kids[i].interior(seq), kids[j].interior(seq)
@@ -249,27 +258,33 @@ func (s *Stream) forward(kids []*child, q queued) {
 					// it carries. Drop this one (leaves come last, so a
 					// leaf), which finds a parent with room.
 					r.Cancel()
-					s.mu.Lock()
-					s.drops++
-					s.mu.Unlock()
+					drops++
 					k.once()
 					continue
 				}
 				kq.booked = r
-				s.noteLag(r.Delay())
+				lag, booked = max(lag, r.Delay()), true
 			}
 		}
-		k.push(kq)
+		if k.push(kq) {
+			drops++
+		}
 	}
+	s.noteForward(drops, lag, booked)
 }
 
-// noteLag records how far ahead the uplink is booked (the longest wait
-// of a chunk copy booked in the last two seconds).
-func (s *Stream) noteLag(d time.Duration) {
+// noteForward records, once per chunk, the children forward dropped and
+// how far ahead it found the uplink booked (the longest wait of a chunk
+// copy booked in the last two seconds is reported).
+func (s *Stream) noteForward(drops uint64, lag time.Duration, booked bool) {
+	if drops == 0 && !booked {
+		return
+	}
 	now := s.svc.cfg.Now()
 	s.mu.Lock()
-	if d > s.lag || now.Sub(s.lagAt) > 2*time.Second {
-		s.lag, s.lagAt = d, now
+	s.drops += drops
+	if booked && (lag > s.lag || now.Sub(s.lagAt) > 2*time.Second) {
+		s.lag, s.lagAt = lag, now
 	}
 	s.mu.Unlock()
 }
@@ -383,6 +398,9 @@ func (s *Stream) childPeersLocked() int {
 	return len(seen)
 }
 
+// ms is d in milliseconds, as Stats reports durations.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 // Stats returns a snapshot.
 func (s *Stream) Stats() Stats {
 	now := s.svc.cfg.Now()
@@ -398,13 +416,13 @@ func (s *Stream) Stats() Stats {
 		if t.IsZero() {
 			return 0
 		}
-		return float64(t.Sub(s.startedAt).Microseconds()) / 1000
+		return ms(t.Sub(s.startedAt))
 	}
 	if !s.source {
 		st.InfoMS, st.FirstChunkMS = since(s.infoAt), since(s.firstChunk)
 	}
 	if now.Sub(s.lagAt) <= 2*time.Second {
-		st.UploadLagMS = float64(s.lag.Microseconds()) / 1000
+		st.UploadLagMS = ms(s.lag)
 	}
 	if s.source {
 		st.Role = "source"
@@ -424,13 +442,12 @@ func (s *Stream) Stats() Stats {
 		}
 		st.Parents = append(st.Parents, p)
 		st.StripeDepth = append(st.StripeDepth, f.depth)
-		st.StripeDelayMS = append(st.StripeDelayMS, float64(f.delay.Microseconds())/1000)
+		st.StripeDelayMS = append(st.StripeDelayMS, ms(f.delay))
 	}
 	play := s.play
 	s.mu.Unlock()
 	if play != nil {
 		js := play.Stats()
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		st.DelayMS = Quantile{P50: ms(js.DelayP50), P95: ms(js.DelayP95), P99: ms(js.DelayP99)}
 		st.Continuity = js.Continuity
 		st.StartupMS = ms(js.Startup)

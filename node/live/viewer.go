@@ -434,18 +434,8 @@ func (st *Stream) addRedirect(rd *pb.Redirect) {
 	}
 }
 
-// probeUnknown probes, in parallel, up to n candidates not probed recently,
-// and waits for all of them.
-func (st *Stream) probeUnknown(n int) {
-	st.probeUnknownFor(nil, n)
-}
-
-// probeUnknownFor probes, in parallel, up to n candidates not probed
-// recently. With f set it returns a short grace after one answers with room
-// in f's stripe (it forwards that stripe), or after joinProbeWait: a join
-// should not wait for the slowest of eight probes, whose answers still
-// arrive and are kept.
-func (st *Stream) probeUnknownFor(f *feed, n int) {
+// unknown returns up to n candidates not probed in the last 5 s.
+func (st *Stream) unknown(n int) []peer.ID {
 	now := st.svc.cfg.Now()
 	st.mu.Lock()
 	var ids []peer.ID
@@ -459,54 +449,76 @@ func (st *Stream) probeUnknownFor(f *feed, n int) {
 	if len(ids) > n {
 		ids = ids[:n]
 	}
+	return ids
+}
+
+// probeUnknown probes, in parallel, up to n candidates not probed recently,
+// and waits for all of them.
+func (st *Stream) probeUnknown(n int) {
+	st.probeAll(st.unknown(n), time.Second)
+}
+
+// joinProbe probes, in parallel, up to n candidates not probed recently
+// for a joining stripe f. It returns joinProbeGrace after one answers with
+// room in f's stripe (it forwards that stripe), or after joinProbeWait: a
+// join should not wait for the slowest of eight probes, whose answers
+// still arrive and are kept.
+func (st *Stream) joinProbe(f *feed, n int) {
+	st.probeFirst(st.unknown(n), time.Second, joinProbeWait, joinProbeGrace, func(c *candidate) bool {
+		return c.fails == 0 && c.spare > 0 && f.homeOf(c)
+	})
+}
+
+// probeFirst probes ids in parallel (each within timeout) and returns the
+// first whose answer satisfies good, grace after that answer (the best of
+// those answering by then is the caller's to pick), or "" when every probe
+// has answered without one or wait has passed. Probes still running go on
+// in the background, and what they learn is kept.
+func (st *Stream) probeFirst(ids []peer.ID, timeout, wait, grace time.Duration, good func(*candidate) bool) peer.ID {
 	if len(ids) == 0 {
-		return
+		return ""
 	}
-	good := make(chan struct{}, len(ids))
+	goodc := make(chan peer.ID, len(ids))
 	done := make(chan struct{}, len(ids))
 	for _, id := range ids {
 		st.wg.Add(1)
 		go func(id peer.ID) {
 			defer st.wg.Done()
 			defer func() { done <- struct{}{} }()
-			st.probe(id)
-			if f == nil {
-				return
-			}
+			st.probeWithin(id, timeout)
 			st.mu.Lock()
 			c := st.cands[id]
-			ok := c != nil && c.fails == 0 && c.spare > 0 && f.homeOf(c)
+			ok := c != nil && good(c)
 			st.mu.Unlock()
 			if ok {
-				good <- struct{}{}
+				goodc <- id
 			}
 		}(id)
 	}
-	var timeout <-chan time.Time
-	var t *time.Timer
-	if f != nil {
-		t = time.NewTimer(joinProbeWait)
-		defer t.Stop()
-		timeout = t.C
-	}
-	graced := false
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	var first peer.ID
 	for left := len(ids); left > 0; {
 		select {
 		case <-done:
 			left--
-		case <-good:
-			if !graced {
-				// One with room: give the others a moment more (one
-				// closer to the source may be about to answer), then go.
-				graced = true
-				t.Reset(joinProbeGrace)
+		case id := <-goodc:
+			if first == "" {
+				first = id
+				if grace <= 0 {
+					return first
+				}
+				// Give the others a moment more (one closer to the source
+				// may be about to answer), then go.
+				t.Reset(grace)
 			}
-		case <-timeout:
-			return
+		case <-t.C:
+			return first
 		case <-st.ctx.Done():
-			return
+			return first
 		}
 	}
+	return first
 }
 
 // A join waits for probe answers at most joinProbeWait, and at most

@@ -413,6 +413,68 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 	return m, nil
 }
 
+// tally sums the viewers' children counters (live.Stats).
+type tally struct{ out, backlog, subs, evictions, drops, switches, stale uint64 }
+
+func (a tally) minus(b tally) tally {
+	return tally{a.out - b.out, a.backlog - b.backlog, a.subs - b.subs, a.evictions - b.evictions,
+		a.drops - b.drops, a.switches - b.switches, a.stale - b.stale}
+}
+
+// logSwarm logs the swarm every virtual second until stop: what the viewers
+// sent and how their trees changed in that second, the source's and the
+// viewers' worst uplink lag, mean and worst playout delay and stripe delay.
+func (s *swarm) logSwarm(viewers []*member, src *live.Stream, t0 time.Time, stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var prev tally
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		var lagMax, playSum, playMax, stripeMax float64
+		n, lagged := 0, 0
+		var worst live.Stats
+		var now tally
+		for _, m := range viewers {
+			st := m.st.Load()
+			if st == nil || m.gone.Load() {
+				continue
+			}
+			x := st.Stats()
+			now.out += x.BytesOut
+			now.backlog += x.BacklogBytesOut
+			now.subs += x.Subscriptions
+			now.evictions += x.Evictions
+			now.drops += x.ChildDrops
+			now.switches += x.Switches
+			now.stale += x.StaleSkips
+			if x.UploadLagMS > lagMax {
+				lagMax, worst = x.UploadLagMS, x
+			}
+			if x.UploadLagMS > 200 {
+				lagged++
+			}
+			playSum += x.PlayoutMS
+			playMax = max(playMax, x.PlayoutMS)
+			for _, d := range x.StripeDelayMS {
+				stripeMax = max(stripeMax, d)
+			}
+			n++
+		}
+		d := now.minus(prev)
+		prev = now
+		at := time.Since(t0).Round(time.Second)
+		s.cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped",
+			at, float64(d.out)/1e3, float64(d.backlog)/1e3, d.subs, d.evictions, d.drops, d.switches, d.stale)
+		ss := src.Stats()
+		s.cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms",
+			at, ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax)
+	}
+}
+
 // syncWriter serialises writes of the nodes' loggers.
 type syncWriter struct{ w io.Writer }
 
@@ -627,58 +689,13 @@ func (s *swarm) run() *Result {
 		return
 	}
 	if cfg.Verbose {
-		// The swarm, every second: the source's uplink lag, the viewers'
-		// worst uplink lag, mean and worst playout delay and stripe delay.
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
 		stop := make(chan struct{})
-		defer close(stop)
-		var prevOut, prevBack, prevSubs, prevEv, prevDrops, prevSw, prevSkip uint64
+		done := make(chan struct{})
 		go func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				var lagMax, playSum, playMax, stripeMax float64
-				n, lagged := 0, 0
-				var worst live.Stats
-				var out, back, subs, ev, drops, sw, skip uint64
-				for _, m := range viewers {
-					st := m.st.Load()
-					if st == nil || m.gone.Load() {
-						continue
-					}
-					x := st.Stats()
-					out += x.BytesOut
-					back += x.BacklogBytesOut
-					subs += x.Subscriptions
-					ev += x.Evictions
-					drops += x.ChildDrops
-					sw += x.Switches
-					skip += x.StaleSkips
-					if x.UploadLagMS > lagMax {
-						lagMax, worst = x.UploadLagMS, x
-					}
-					if x.UploadLagMS > 200 {
-						lagged++
-					}
-					playSum += x.PlayoutMS
-					playMax = max(playMax, x.PlayoutMS)
-					for _, d := range x.StripeDelayMS {
-						stripeMax = max(stripeMax, d)
-					}
-					n++
-				}
-				ss := bc.Stream().Stats()
-				cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped",
-					time.Since(t0).Round(time.Second), float64(out-prevOut)/1e3, float64(back-prevBack)/1e3, subs-prevSubs, ev-prevEv, drops-prevDrops, sw-prevSw, skip-prevSkip)
-				prevOut, prevBack, prevSubs, prevEv, prevDrops, prevSw, prevSkip = out, back, subs, ev, drops, sw, skip
-				cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms",
-					time.Since(t0).Round(time.Second), ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax)
-			}
+			defer close(done)
+			s.logSwarm(viewers, bc.Stream(), t0, stop)
 		}()
+		defer func() { close(stop); <-done }()
 	}
 	time.Sleep(measureFrom - time.Since(t0))
 	sw0, w0, sc0, in0 := snap()
@@ -692,7 +709,7 @@ func (s *swarm) run() *Result {
 	ss := bc.Stream().Stats()
 	cfg.Logf("source: children %d, load %.2f streams, chunk bytes %.2f Mbit/s, wire %.2f Mbit/s", ss.Children, ss.Load,
 		float64(sc1-sc0)*8/span/1e6, float64(sw1-sw0)*8/span/1e6)
-	bitrate := float64(bc.Stream().Stats().Bitrate)
+	bitrate := float64(ss.Bitrate)
 	if bitrate == 0 {
 		bitrate = float64(cfg.Bitrate)
 	}
