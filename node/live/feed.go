@@ -169,23 +169,9 @@ func (f *feed) run() {
 	for st.ctx.Err() == nil {
 		st.mu.Lock()
 		ended, attached := st.ended, f.parent != ""
-		// One stripe picks the start point (its parent's newest start
-		// point); the others start where it did.
-		wait := !st.have && st.joining != nil && st.joining != f
-		if !st.have && st.joining == nil {
-			st.joining = f
-		}
 		st.mu.Unlock()
 		if ended {
 			return
-		}
-		if wait {
-			select {
-			case <-st.ctx.Done():
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			continue
 		}
 		var standby peer.ID
 		if !attached {
@@ -212,9 +198,13 @@ func (f *feed) run() {
 			p, ok = f.pick(st.svc.cfg.Now())
 		}
 		if !ok {
+			// Nobody to try: wait for a candidate (the DHT lookup of a
+			// join), or retry the backed-off ones in a while.
 			select {
 			case <-st.ctx.Done():
 				return
+			case <-st.newCands:
+				st.wakeCands() // the other stripes may be waiting too
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue
@@ -228,9 +218,6 @@ func (f *feed) run() {
 		st.mu.Lock()
 		if f.parent == p {
 			f.parent = ""
-		}
-		if st.joining == f {
-			st.joining = nil
 		}
 		c := st.cands[p]
 		voluntary := errors.Is(err, errMove)

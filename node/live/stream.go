@@ -42,8 +42,13 @@ type Stream struct {
 	k          int     // stripes this node subscribes to (viewers)
 	feeds      []*feed // one per stripe (viewers); nil on a source
 	baseSeq    uint64  // first seq a late stripe subscription asks for
-	joining    *feed   // the feed whose subscription picks the start point
 	cands      map[peer.ID]*candidate
+	// probes holds the probes under way, each closed when it is done: a
+	// probe another stripe wants too is waited for, not sent twice.
+	probes map[peer.ID]chan struct{}
+	// newCands is signalled when a candidate is added (a joining stripe
+	// with none to try waits on it).
+	newCands chan struct{}
 	banned     map[peer.ID]bool
 	play       *player.Live
 	fanout     *player.HTTPFanout
@@ -91,6 +96,8 @@ func newStream(svc *Service, id cid.Cid, source bool) *Stream {
 		ring:      make([]*pb.LiveChunk, svc.cfg.Window),
 		children:  map[childKey]*child{},
 		cands:     map[peer.ID]*candidate{},
+		probes:    map[peer.ID]chan struct{}{},
+		newCands:  make(chan struct{}, 1),
 		banned:    map[peer.ID]bool{},
 		k:         svc.cfg.Stripes,
 		startedAt: svc.cfg.Now(),

@@ -107,6 +107,7 @@ func (st *Stream) addCandidate(p peer.ID, depth, spare int) {
 	if c == nil {
 		c = &candidate{depth: -1, spare: -1, home: live.Home([]byte(p), st.k)}
 		st.cands[p] = c
+		st.wakeCands()
 	}
 	if depth >= 0 {
 		c.depth = depth
@@ -198,10 +199,14 @@ func (st *Stream) discover() {
 			pexTurn++
 			st.exchange(parent)
 		}
+		tick := 200 * time.Millisecond
+		if n == 0 {
+			tick = 25 * time.Millisecond // joining: query as soon as the DHT knows a peer
+		}
 		select {
 		case <-st.ctx.Done():
 			return
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(tick):
 		}
 	}
 }
@@ -337,6 +342,40 @@ func (m *multiSink) Close() error {
 
 // probe asks p where it stands in the stream's tree without subscribing.
 func (st *Stream) probe(p peer.ID) { st.probeWithin(p, time.Second) }
+
+// wakeCands tells a stripe waiting for candidates that there is one.
+func (st *Stream) wakeCands() {
+	select {
+	case st.newCands <- struct{}{}:
+	default:
+	}
+}
+
+// probeShared probes p within timeout, or, if a probe of p is already under
+// way (the stripes of a join probe the same candidates), waits for that one.
+func (st *Stream) probeShared(p peer.ID, timeout time.Duration) {
+	st.mu.Lock()
+	ch, busy := st.probes[p]
+	if !busy {
+		ch = make(chan struct{})
+		st.probes[p] = ch
+	}
+	st.mu.Unlock()
+	if busy {
+		select {
+		case <-ch:
+		case <-st.ctx.Done():
+		}
+		return
+	}
+	defer func() {
+		st.mu.Lock()
+		delete(st.probes, p)
+		st.mu.Unlock()
+		close(ch)
+	}()
+	st.probeWithin(p, timeout)
+}
 
 // probeWithin probes p, giving up (and counting a failure) after timeout.
 func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
@@ -485,7 +524,7 @@ func (st *Stream) probeFirst(ids []peer.ID, timeout, wait, grace time.Duration, 
 		go func(id peer.ID) {
 			defer st.wg.Done()
 			defer func() { done <- struct{}{} }()
-			st.probeWithin(id, timeout)
+			st.probeShared(id, timeout)
 			st.mu.Lock()
 			c := st.cands[id]
 			ok := c != nil && good(c)
@@ -564,7 +603,7 @@ func (st *Stream) probeAll(ids []peer.ID, timeout time.Duration) {
 		wg.Add(1)
 		go func(id peer.ID) {
 			defer wg.Done()
-			st.probeWithin(id, timeout)
+			st.probeShared(id, timeout)
 		}(id)
 	}
 	wg.Wait()

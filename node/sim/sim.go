@@ -23,6 +23,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"sync"
@@ -107,6 +109,9 @@ type Config struct {
 	// Trace, if set, receives every node's debug log (text, virtual time,
 	// n = member index: 0 the source, then bootstraps, then viewers).
 	Trace io.Writer
+	// HeapProfile, if set, receives a heap profile taken at the end of the
+	// measured span, with the whole swarm still running.
+	HeapProfile io.Writer
 }
 
 func (c *Config) defaults() {
@@ -701,6 +706,12 @@ func (s *swarm) run() *Result {
 	sw0, w0, sc0, in0 := snap()
 	time.Sleep(measureTo - time.Since(t0))
 	sw1, w1, sc1, in1 := snap()
+	if cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(cfg.HeapProfile); err != nil {
+			t.Errorf("heap profile: %v", err)
+		}
+	}
 	// Chunks captured near the end need up to a few hundred ms to play.
 	time.Sleep(2 * time.Second)
 

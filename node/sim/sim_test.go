@@ -35,6 +35,7 @@ var (
 	fVerbose   = flag.Bool("verbose", false, "log the swarm every virtual second, the startup steps, and every viewer below 0.99 continuity")
 	fOut       = flag.String("out", "", "append the table row to this file")
 	fTrace     = flag.String("trace", "", "write every node's debug log (virtual time, n=member index) to this file")
+	fHeap      = flag.String("heap", "", "write a heap profile taken at the end of the measured span to this file")
 )
 
 func flagConfig() Config {
@@ -73,6 +74,14 @@ func TestScenario(t *testing.T) {
 		}
 		defer f.Close()
 		cfg.Trace = f
+	}
+	if *fHeap != "" {
+		f, err := os.Create(*fHeap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cfg.HeapProfile = f
 	}
 	r := Run(t, cfg)
 	fmt.Println(Header)
