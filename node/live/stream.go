@@ -28,27 +28,27 @@ type Stream struct {
 
 	infoReady chan struct{} // closed once info and verifier are set
 
-	mu         sync.Mutex
-	info       *pb.StreamInfo
-	verifier   *live.Verifier
-	ring       []*pb.LiveChunk // index seq % len(ring)
-	lag        time.Duration   // see noteForward
-	lagAt      time.Time
-	have       bool
-	latest     uint64
-	latestCap  int64 // capture time of the newest chunk, µs (source clock)
-	ended      bool
-	children   map[childKey]*child
-	k          int     // stripes this node subscribes to (viewers)
-	feeds      []*feed // one per stripe (viewers); nil on a source
-	baseSeq    uint64  // first seq a late stripe subscription asks for
-	cands      map[peer.ID]*candidate
+	mu        sync.Mutex
+	info      *pb.StreamInfo
+	verifier  *live.Verifier
+	ring      []*pb.LiveChunk // index seq % len(ring)
+	lag       time.Duration   // see noteForward
+	lagAt     time.Time
+	have      bool
+	latest    uint64
+	latestCap int64 // capture time of the newest chunk, µs (source clock)
+	ended     bool
+	children  map[childKey]*child
+	k         int     // stripes this node subscribes to (viewers)
+	feeds     []*feed // one per stripe (viewers); nil on a source
+	baseSeq   uint64  // first seq a late stripe subscription asks for
+	cands     map[peer.ID]*candidate
 	// probes holds the probes under way, each closed when it is done: a
 	// probe another stripe wants too is waited for, not sent twice.
 	probes map[peer.ID]chan struct{}
 	// newCands is signalled when a candidate is added (a joining stripe
 	// with none to try waits on it).
-	newCands chan struct{}
+	newCands   chan struct{}
 	banned     map[peer.ID]bool
 	play       *player.Live
 	fanout     *player.HTTPFanout
