@@ -149,6 +149,9 @@ func (s *Stream) setInfo(info *pb.StreamInfo, v *live.Verifier) {
 	}
 	s.info, s.verifier = info, v
 	s.infoAt = s.svc.cfg.Now()
+	if !s.source {
+		s.svc.log.Debug("stream info", "stream", s.id.String(), "after", s.infoAt.Sub(s.startedAt))
+	}
 	close(s.infoReady)
 }
 
@@ -177,6 +180,7 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 	}
 	if s.firstChunk.IsZero() {
 		s.firstChunk = now
+		s.svc.log.Debug("first chunk", "stream", s.id.String(), "seq", c.Seq, "after", now.Sub(s.startedAt))
 		// Stripes subscribed later start where this one did (its first
 		// chunk may follow the start point by up to K-1 chunks).
 		s.baseSeq = c.Seq - min(c.Seq, uint64(max(s.k, 1)-1))

@@ -706,6 +706,24 @@ func (s *swarm) run() *Result {
 	sw0, w0, sc0, in0 := snap()
 	time.Sleep(measureTo - time.Since(t0))
 	sw1, w1, sc1, in1 := snap()
+	{
+		// What each node holds open: QUIC connections are most of a
+		// simulated node's memory (a heap profile, -heap, shows it).
+		s.mu.Lock()
+		list := slices.Clone(s.members)
+		s.mu.Unlock()
+		conns, most, nodes := 0, 0, 0
+		for _, m := range list {
+			if m.gone.Load() {
+				continue
+			}
+			nodes++
+			n := len(m.h.Network().Conns())
+			conns += n
+			most = max(most, n)
+		}
+		cfg.Logf("connections per node: mean %.1f, max %d (%d nodes)", float64(conns)/float64(max(nodes, 1)), most, nodes)
+	}
 	if cfg.HeapProfile != nil {
 		runtime.GC()
 		if err := pprof.WriteHeapProfile(cfg.HeapProfile); err != nil {
