@@ -17,7 +17,10 @@
 #   -verbose (a swarm line per virtual second: uplink lag, chunk bytes sent,
 #   backlog, subscriptions, evictions, stale skips, playout and stripe delays;
 #   the startup steps; two lines per viewer below 0.99 continuity)
-# Wall time: ~10 s for 12 viewers, ~25 s for 24, ~4 min for 100 on 2 cores.
+#   -trace FILE (every node's debug log)  -heap FILE (a heap profile at the end
+#   of the measured span); relative paths are taken from node/sim
+# Wall time: ~10 s for 12 viewers, ~25 s for 24, ~4 min for 100, ~7 min for 200
+# (7 GB), ~18 min for 300 (12 GB) on 2 cores.
 set -eu
 cd "$(dirname "$0")/.."
 timeout=${SIM_TIMEOUT:-60m}

@@ -30,6 +30,7 @@ type feed struct {
 	ancestors    []peer.ID
 	parentLatest uint64 // newest chunk of this stripe the parent announced
 	latest       uint64 // newest chunk of this stripe we hold
+	latestCap    int64  // its capture time, µs (source clock)
 	have         bool
 	// delay is a moving average of this stripe's arrival delay (arrival −
 	// capture; across machines it includes their clock offset).
@@ -130,8 +131,16 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 		if !home {
 			score += 16
 		}
-		if spare == 0 {
+		switch {
+		case spare == 0:
 			score += 64
+		case spare < 0:
+			// Room unknown (a redirect's guess, or never probed): in a
+			// flash crowd the shallow peers are full, and walking through
+			// them one busy answer at a time is what delays a join; a peer
+			// known to have room a few levels deeper goes first (moveUp
+			// takes the stripe closer to the source later).
+			score += 24
 		}
 		if f.orphanedLocked(c) {
 			score += 256

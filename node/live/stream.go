@@ -163,6 +163,20 @@ func (s *Stream) getLocked(seq uint64) *pb.LiveChunk {
 	return nil
 }
 
+// newestCapLocked is the capture time (µs, source clock) of the newest chunk
+// held in seq's stripe: a queued chunk far behind it came in a catch-up
+// burst. A stripe late as a whole is not a burst: measured against the
+// other stripes, all its chunks would be skipped, and every node below
+// would starve on that stripe (docs/benchmarks.md).
+func (s *Stream) newestCapLocked(seq uint64) int64 {
+	if len(s.feeds) > 1 {
+		if f := s.feeds[seq%uint64(len(s.feeds))]; f.have {
+			return f.latestCap
+		}
+	}
+	return s.latestCap
+}
+
 // add stores a verified chunk and forwards it to every child and the local
 // player. It reports false for a duplicate or a chunk too old to keep.
 func (s *Stream) add(c *pb.LiveChunk) bool {
@@ -188,7 +202,7 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 	if len(s.feeds) > 0 {
 		f := s.feeds[c.Seq%uint64(len(s.feeds))]
 		if !f.have || c.Seq > f.latest {
-			f.latest, f.have = c.Seq, true
+			f.latest, f.latestCap, f.have = c.Seq, c.CaptureUnixMicros, true
 		}
 		if d := now.Sub(time.UnixMicro(c.CaptureUnixMicros)); f.delay == 0 {
 			f.delay = d

@@ -460,35 +460,31 @@ func (st *Stream) addRedirect(rd *pb.Redirect) {
 		id := ai.ID
 		st.svc.h.Peerstore().AddAddrs(id, ai.Addrs, time.Hour)
 		// A redirect's room is a guess (a parent does not know its
-		// children's room): it must not override what a recent probe or
-		// subscription told us, or a join walks through full peers one
-		// round trip at a time.
-		spare := int(lp.Spare)
-		st.mu.Lock()
-		if c := st.cands[id]; c != nil && c.spare >= 0 && st.svc.cfg.Now().Sub(c.probedAt) < 3*time.Second {
-			spare = -1
-		}
-		st.mu.Unlock()
-		st.addCandidate(id, int(lp.Depth), spare)
+		// children's room): taken as room, it sent a flash crowd of joins
+		// through full peers one busy answer at a time (docs/benchmarks.md).
+		// Room is learnt by probing; the depth is kept.
+		st.addCandidate(id, int(lp.Depth), -1)
 	}
 }
 
 // unknown returns up to n candidates not probed in the last 5 s.
+// Those closest to the source, as far as we know (a redirect tells a depth),
+// come first.
 func (st *Stream) unknown(n int) []peer.ID {
 	now := st.svc.cfg.Now()
 	st.mu.Lock()
-	var ids []peer.ID
+	var list []scored
 	for id, c := range st.cands {
 		if now.Sub(c.probedAt) > 5*time.Second {
-			ids = append(ids, id)
+			d := c.depth
+			if d < 0 {
+				d = 32
+			}
+			list = append(list, scored{id, d})
 		}
 	}
 	st.mu.Unlock()
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	if len(ids) > n {
-		ids = ids[:n]
-	}
-	return ids
+	return byScore(list, n)
 }
 
 // probeUnknown probes, in parallel, up to n candidates not probed recently,
