@@ -13,6 +13,7 @@ import (
 	"github.com/hivecast/hivecast/protocol/live"
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
@@ -317,6 +318,12 @@ func (f *feed) subscribe(p peer.ID) error {
 	}
 	defer ns.Reset()
 	_ = ns.Scope().SetService("hivecast.live")
+	// The connection to a parent carries video: the connection manager
+	// must not trim it when the node has many peers (the parent protects
+	// it on its side, but each side's manager trims on its own).
+	tag := parentTag(st.id, f.idx)
+	st.svc.h.ConnManager().Protect(p, tag)
+	defer st.svc.h.ConnManager().Unprotect(p, tag)
 	set := f.set()
 	st.mu.Lock()
 	req := &pb.LiveRequest{Stream: st.id.Bytes()}
@@ -525,6 +532,11 @@ func (f *feed) subscribe(p peer.ID) error {
 		default:
 		}
 	}
+}
+
+// parentTag is the connection manager's protection tag of a stripe's parent.
+func parentTag(stream cid.Cid, stripe int) string {
+	return fmt.Sprintf("%s/parent/%s/%d", protectTag, stream, stripe)
 }
 
 // parentAheadLocked reports whether the parent announced chunks of this

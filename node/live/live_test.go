@@ -208,6 +208,15 @@ func TestLiveParentKilled(t *testing.T) {
 	if victim == nil {
 		t.Fatalf("third viewer's parent %s is not one of the other viewers (source full?)", parent)
 	}
+	// The connection to the parent is protected on both sides from the
+	// connection manager's trimming: it carries the video.
+	cID, vID := sw.viewers[2].Node().Host().ID(), victim.Node().Host().ID()
+	if !sw.viewers[2].Node().Host().ConnManager().IsProtected(vID, live.ParentTag(c.ID(), 0)) {
+		t.Errorf("the child's connection manager may trim the connection to its parent")
+	}
+	if !victim.Node().Host().ConnManager().IsProtected(cID, live.ProtectTag) {
+		t.Errorf("the parent's connection manager may trim the connection to its child")
+	}
 	time.Sleep(2 * time.Second)
 	victim.Close()
 	if err := <-done; err != nil {

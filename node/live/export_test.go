@@ -1,0 +1,7 @@
+package live
+
+// Internals the external tests check.
+var (
+	ParentTag  = parentTag
+	ProtectTag = protectTag
+)
