@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/hivecast/hivecast/node"
+	"github.com/hivecast/hivecast/node/daemon"
 	"github.com/hivecast/hivecast/node/live"
 	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/player/sample"
@@ -76,6 +77,11 @@ type Config struct {
 	// (WatchOptions.Peers). Off by default: viewers find the stream through
 	// the DHT, then through redirects and probes.
 	HintSource bool
+	// MaxPeers bounds each node's connected peers as the daemon's
+	// --max-peers does, with its connection manager and gater (default the
+	// daemon's, daemon.DefaultMaxPeers; -1: libp2p's default manager, no
+	// bound).
+	MaxPeers int
 
 	// JoinOver: viewers join at uniformly random times over this span
 	// (default 4 s), starting 1 s after the broadcast starts.
@@ -135,6 +141,9 @@ func (c *Config) defaults() {
 	}
 	if c.SourceDown <= 0 {
 		c.SourceDown = 20_000_000
+	}
+	if c.MaxPeers == 0 {
+		c.MaxPeers = daemon.DefaultMaxPeers
 	}
 	if c.Bootstraps == 0 {
 		c.Bootstraps = 2
@@ -388,7 +397,7 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 			return c, nil
 		}),
 	)
-	h, err := libp2p.New(
+	opts := []libp2p.Option{
 		libp2p.Identity(s.key(idx)),
 		libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", ip)),
 		libp2p.Transport(libp2pquic.NewTransport),
@@ -397,9 +406,24 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 		libp2p.DisableIdentifyAddressDiscovery(),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 		libp2p.DisableMetrics(),
-	)
+	}
+	var gater *node.PeerCap
+	if s.cfg.MaxPeers > 0 {
+		// The daemon's peer bound (daemon.NewHost): connection manager
+		// and gater.
+		cm, err := node.NewConnManager(s.cfg.MaxPeers)
+		if err != nil {
+			return nil, err
+		}
+		gater = node.NewPeerCap(s.cfg.MaxPeers)
+		opts = append(opts, libp2p.ConnectionManager(cm), libp2p.ConnectionGater(gater))
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("host %d: %w", idx, err)
+	}
+	if gater != nil {
+		gater.Attach(h.Network())
 	}
 	m.h = h
 	lg := s.log

@@ -18,6 +18,7 @@ var (
 	fSUp       = flag.Int("source-up", 0, "source uplink, bit/s (default 8 Mbit/s)")
 	fBoot      = flag.Int("bootstraps", 0, "DHT bootstrap nodes (default 2; -1: the source)")
 	fHint      = flag.Bool("hint", false, "give viewers the source as an initial candidate")
+	fMaxPeers  = flag.Int("max-peers", 0, "each node's peer bound, as the daemon's --max-peers (default the daemon's; -1: none)")
 	fJoin      = flag.Duration("join-over", 0, "joins spread over (default 4s)")
 	fWarm      = flag.Duration("warmup", 0, "settling time after the last join (default 4s)")
 	fMeasure   = flag.Duration("measure", 0, "measured span (default 10s)")
@@ -41,7 +42,7 @@ var (
 func flagConfig() Config {
 	c := Config{
 		Viewers: *fViewers, Seed: *fSeed, Bitrate: *fBitrate, Latency: *fLatency, LatencySpread: *fSpread,
-		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint,
+		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint, MaxPeers: *fMaxPeers,
 		JoinOver: *fJoin, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave,
 	}
 	c.Live.ChunkDuration = *fChunk
