@@ -132,16 +132,8 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 		if !home {
 			score += 16
 		}
-		switch {
-		case spare == 0:
+		if spare == 0 {
 			score += 64
-		case spare < 0:
-			// Room unknown (a redirect's guess, or never probed): in a
-			// flash crowd the shallow peers are full, and walking through
-			// them one busy answer at a time is what delays a join; a peer
-			// known to have room a few levels deeper goes first (moveUp
-			// takes the stripe closer to the source later).
-			score += 24
 		}
 		if f.orphanedLocked(c) {
 			score += 256
