@@ -10,7 +10,8 @@
 # Flags (defaults are issue 5's default scenario):
 #   -viewers N (16)  -seed S (1)  -bitrate bit/s (2e6)  -latency 40ms  -latency-spread 0
 #   -viewer-up bit/s (4e6)  -source-up bit/s (8e6)  -bootstraps N (2; -1: the source)
-#   -max-peers N (each node's peer bound, as the daemon's --max-peers: 200; -1: none)
+#   -max-peers N (each node's peer bound, as the daemon's --max-peers, whose default
+#   is 200; 0, the default here: no bound)
 #   -hint (viewers get the source as a first candidate)  -join-over 4s  -warmup 4s  -measure 10s
 #   -vanish SHARE  -leave SHARE  -chunk DUR (50ms)  -jitter-latency DUR (500ms)
 #   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR

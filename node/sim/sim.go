@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/hivecast/hivecast/node"
-	"github.com/hivecast/hivecast/node/daemon"
 	"github.com/hivecast/hivecast/node/live"
 	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/player/sample"
@@ -77,10 +76,11 @@ type Config struct {
 	// (WatchOptions.Peers). Off by default: viewers find the stream through
 	// the DHT, then through redirects and probes.
 	HintSource bool
-	// MaxPeers bounds each node's connected peers as the daemon's
-	// --max-peers does, with its connection manager and gater (default the
-	// daemon's, daemon.DefaultMaxPeers; -1: libp2p's default manager, no
-	// bound).
+	// MaxPeers, if above 0, bounds each node's connected peers as the
+	// daemon's --max-peers does, with its connection manager and gater
+	// (daemon.DefaultMaxPeers is 200). 0: libp2p's default manager and no
+	// bound. With the daemon's bound, 2 of 200 viewers joining in 4 s found
+	// every peer they could reach full and never joined (docs/benchmarks.md).
 	MaxPeers int
 
 	// JoinOver: viewers join at uniformly random times over this span
@@ -141,9 +141,6 @@ func (c *Config) defaults() {
 	}
 	if c.SourceDown <= 0 {
 		c.SourceDown = 20_000_000
-	}
-	if c.MaxPeers == 0 {
-		c.MaxPeers = daemon.DefaultMaxPeers
 	}
 	if c.Bootstraps == 0 {
 		c.Bootstraps = 2

@@ -18,7 +18,7 @@ var (
 	fSUp       = flag.Int("source-up", 0, "source uplink, bit/s (default 8 Mbit/s)")
 	fBoot      = flag.Int("bootstraps", 0, "DHT bootstrap nodes (default 2; -1: the source)")
 	fHint      = flag.Bool("hint", false, "give viewers the source as an initial candidate")
-	fMaxPeers  = flag.Int("max-peers", 0, "each node's peer bound, as the daemon's --max-peers (default the daemon's; -1: none)")
+	fMaxPeers  = flag.Int("max-peers", 0, "each node's peer bound, as the daemon's --max-peers (its default is 200; 0: no bound)")
 	fJoin      = flag.Duration("join-over", 0, "joins spread over (default 4s)")
 	fWarm      = flag.Duration("warmup", 0, "settling time after the last join (default 4s)")
 	fMeasure   = flag.Duration("measure", 0, "measured span (default 10s)")
