@@ -68,20 +68,10 @@ func TestScenario(t *testing.T) {
 	}
 	cfg := flagConfig()
 	cfg.Logf = t.Logf
-	if *fTrace != "" {
-		f, err := os.Create(*fTrace)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+	if f := createOutput(t, *fTrace); f != nil {
 		cfg.Trace = f
 	}
-	if *fHeap != "" {
-		f, err := os.Create(*fHeap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+	if f := createOutput(t, *fHeap); f != nil {
 		cfg.HeapProfile = f
 	}
 	r := Run(t, cfg)
@@ -96,6 +86,20 @@ func TestScenario(t *testing.T) {
 		fmt.Fprintln(f, r.Row())
 		f.Close()
 	}
+}
+
+// createOutput creates the file a flag names (nil for an empty name), closed
+// when the test ends.
+func createOutput(t *testing.T, name string) *os.File {
+	if name == "" {
+		return nil
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // TestTiny is the smallest swarm: a source and four viewers.
