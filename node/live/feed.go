@@ -175,6 +175,9 @@ func (f *feed) run() {
 		if ended {
 			return
 		}
+		// Taken before looking at the candidates, so that one added
+		// meanwhile is not missed.
+		added := st.candsAddedChan()
 		var standby peer.ID
 		if !attached {
 			if !lostParent {
@@ -205,8 +208,7 @@ func (f *feed) run() {
 			select {
 			case <-st.ctx.Done():
 				return
-			case <-st.newCands:
-				st.wakeCands() // the other stripes may be waiting too
+			case <-added:
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue

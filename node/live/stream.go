@@ -46,9 +46,9 @@ type Stream struct {
 	// probes holds the probes under way, each closed when it is done: a
 	// probe another stripe wants too is waited for, not sent twice.
 	probes map[peer.ID]chan struct{}
-	// newCands is signalled when a candidate is added (a joining stripe
-	// with none to try waits on it).
-	newCands   chan struct{}
+	// candsAdded is closed, and replaced, when a candidate is added: a
+	// stripe with nobody to try waits on the one it saw before it looked.
+	candsAdded chan struct{}
 	banned     map[peer.ID]bool
 	play       *player.Live
 	fanout     *player.HTTPFanout
@@ -92,16 +92,16 @@ func newStream(svc *Service, id cid.Cid, source bool) *Stream {
 	ctx, cancel := context.WithCancel(svc.ctx)
 	st := &Stream{
 		svc: svc, id: id, source: source, ctx: ctx, cancel: cancel,
-		infoReady: make(chan struct{}),
-		ring:      make([]*pb.LiveChunk, svc.cfg.Window),
-		children:  map[childKey]*child{},
-		cands:     map[peer.ID]*candidate{},
-		probes:    map[peer.ID]chan struct{}{},
-		newCands:  make(chan struct{}, 1),
-		banned:    map[peer.ID]bool{},
-		k:         svc.cfg.Stripes,
-		startedAt: svc.cfg.Now(),
-		done:      make(chan struct{}),
+		infoReady:  make(chan struct{}),
+		ring:       make([]*pb.LiveChunk, svc.cfg.Window),
+		children:   map[childKey]*child{},
+		cands:      map[peer.ID]*candidate{},
+		probes:     map[peer.ID]chan struct{}{},
+		candsAdded: make(chan struct{}),
+		banned:     map[peer.ID]bool{},
+		k:          svc.cfg.Stripes,
+		startedAt:  svc.cfg.Now(),
+		done:       make(chan struct{}),
 	}
 	if !source {
 		for i := 0; i < st.k; i++ {

@@ -107,7 +107,8 @@ func (st *Stream) addCandidate(p peer.ID, depth, spare int) {
 	if c == nil {
 		c = &candidate{depth: -1, spare: -1, home: live.Home([]byte(p), st.k)}
 		st.cands[p] = c
-		st.wakeCands()
+		close(st.candsAdded)
+		st.candsAdded = make(chan struct{})
 	}
 	if depth >= 0 {
 		c.depth = depth
@@ -343,12 +344,12 @@ func (m *multiSink) Close() error {
 // probe asks p where it stands in the stream's tree without subscribing.
 func (st *Stream) probe(p peer.ID) { st.probeWithin(p, time.Second) }
 
-// wakeCands tells a stripe waiting for candidates that there is one.
-func (st *Stream) wakeCands() {
-	select {
-	case st.newCands <- struct{}{}:
-	default:
-	}
+// candsAddedChan returns the channel closed when the next candidate is
+// added.
+func (st *Stream) candsAddedChan() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.candsAdded
 }
 
 // probeShared probes p within timeout, or, if a probe of p is already under
