@@ -341,9 +341,6 @@ func (m *multiSink) Close() error {
 	return errors.Join(errs...)
 }
 
-// probe asks p where it stands in the stream's tree without subscribing.
-func (st *Stream) probe(p peer.ID) { st.probeWithin(p, time.Second) }
-
 // candsAddedChan returns the channel closed when the next candidate is
 // added.
 func (st *Stream) candsAddedChan() <-chan struct{} {

@@ -439,6 +439,30 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 	return m, nil
 }
 
+// memberList returns the members made so far (source, bootstraps, viewers).
+func (s *swarm) memberList() []*member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.members)
+}
+
+// logConnections logs how many connections the nodes still in the swarm
+// hold open: QUIC connections are most of a simulated node's memory (a heap
+// profile, -heap, shows it).
+func (s *swarm) logConnections() {
+	conns, most, nodes := 0, 0, 0
+	for _, m := range s.memberList() {
+		if m.gone.Load() {
+			continue
+		}
+		nodes++
+		n := len(m.h.Network().Conns())
+		conns += n
+		most = max(most, n)
+	}
+	s.cfg.Logf("connections per node: mean %.1f, max %d (%d nodes)", float64(conns)/float64(max(nodes, 1)), most, nodes)
+}
+
 // tally sums the viewers' children counters (live.Stats).
 type tally struct{ out, backlog, subs, evictions, drops, switches, stale uint64 }
 
@@ -554,9 +578,7 @@ func (s *swarm) run() *Result {
 	defer func() {
 		// Close everything, viewers first, then the network: every
 		// goroutine of the bubble must end before it does.
-		s.mu.Lock()
-		list := slices.Clone(s.members)
-		s.mu.Unlock()
+		list := s.memberList()
 		for i := len(list) - 1; i >= 0; i-- {
 			list[i].close()
 		}
@@ -699,9 +721,7 @@ func (s *swarm) run() *Result {
 
 	// Byte counters at the start and end of the measured span.
 	snap := func() (srcWire int64, wire int64, srcChunks uint64, in uint64) {
-		s.mu.Lock()
-		list := slices.Clone(s.members)
-		s.mu.Unlock()
+		list := s.memberList()
 		for _, m := range list {
 			wire += m.wireSent()
 		}
@@ -727,24 +747,7 @@ func (s *swarm) run() *Result {
 	sw0, w0, sc0, in0 := snap()
 	time.Sleep(measureTo - time.Since(t0))
 	sw1, w1, sc1, in1 := snap()
-	{
-		// What each node holds open: QUIC connections are most of a
-		// simulated node's memory (a heap profile, -heap, shows it).
-		s.mu.Lock()
-		list := slices.Clone(s.members)
-		s.mu.Unlock()
-		conns, most, nodes := 0, 0, 0
-		for _, m := range list {
-			if m.gone.Load() {
-				continue
-			}
-			nodes++
-			n := len(m.h.Network().Conns())
-			conns += n
-			most = max(most, n)
-		}
-		cfg.Logf("connections per node: mean %.1f, max %d (%d nodes)", float64(conns)/float64(max(nodes, 1)), most, nodes)
-	}
+	s.logConnections()
 	if cfg.HeapProfile != nil {
 		runtime.GC()
 		if err := pprof.WriteHeapProfile(cfg.HeapProfile); err != nil {
