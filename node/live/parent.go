@@ -570,7 +570,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			c := qc.c
 			if c.Flags&live.FlagEnd == 0 {
 				st.mu.Lock()
-				stale := st.newestCapLocked(c.Seq)-c.CaptureUnixMicros > maxQueuedAge.Microseconds()
+				stale := st.staleLocked(c)
 				if stale {
 					st.staleSkips++
 				}

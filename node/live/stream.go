@@ -163,6 +163,12 @@ func (s *Stream) getLocked(seq uint64) *pb.LiveChunk {
 	return nil
 }
 
+// staleLocked reports whether a queued chunk is too old to send on: captured
+// over maxQueuedAge before the newest chunk held of its own stripe.
+func (s *Stream) staleLocked(c *pb.LiveChunk) bool {
+	return s.newestCapLocked(c.Seq)-c.CaptureUnixMicros > maxQueuedAge.Microseconds()
+}
+
 // newestCapLocked is the capture time (µs, source clock) of the newest chunk
 // held in seq's stripe: a queued chunk far behind it came in a catch-up
 // burst. A stripe late as a whole is not a burst: measured against the
