@@ -15,7 +15,8 @@ import (
 // or below a maximum: it refuses to dial, or to accept a connection from, a
 // new peer once the node has that many. Connections to peers already
 // connected are always allowed. The connection manager (NewConnManager) trims
-// back towards its low-water mark; the gater is the hard bound.
+// well below the bound, so that a full node makes room again within seconds;
+// the gater is the hard bound.
 type PeerCap struct {
 	max int
 	nw  atomic.Pointer[network.Network]
@@ -63,16 +64,30 @@ func (g *PeerCap) InterceptSecured(dir network.Direction, p peer.ID, _ network.C
 // InterceptUpgraded allows every upgraded connection.
 func (g *PeerCap) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
-// NewConnManager returns a connection manager whose high-water mark is
-// maxPeers and low-water mark three quarters of it. Peers that carry video
-// are protected by the services that stream with them.
-func NewConnManager(maxPeers int) (*connmgr.BasicConnMgr, error) {
+// Connection manager timing (NewConnManager). A DHT query or a probe is done
+// with its connection within a second; a connection that carries video is
+// protected by the service using it. So a connection needs little grace, and
+// in a flash crowd (a hundred newcomers a second dialling the source of a
+// stream) a long grace fills the node up to the gater's bound with
+// connections nobody may trim, and the gater then refuses everyone: a
+// 1,000-viewer simulation with 20 s of grace lost the whole swarm
+// (docs/benchmarks.md).
+const (
+	connGrace   = 5 * time.Second
+	connSilence = time.Second // the manager checks the count this often
+)
+
+// NewConnManager returns a connection manager for a node bounded to
+// maxPeers peers (PeerCap): it trims to half of maxPeers once the node has
+// three quarters, so that the last quarter stays free for newcomers until the
+// next trim. Peers that carry video are protected by the services that stream
+// with them. opts override the timing (tests).
+func NewConnManager(maxPeers int, opts ...connmgr.Option) (*connmgr.BasicConnMgr, error) {
 	if maxPeers <= 0 {
 		maxPeers = 400
 	}
-	low := maxPeers * 3 / 4
-	if low < 1 {
-		low = 1
-	}
-	return connmgr.NewConnManager(low, maxPeers, connmgr.WithGracePeriod(20*time.Second))
+	high := max(maxPeers*3/4, 1)
+	low := max(maxPeers/2, 1)
+	o := append([]connmgr.Option{connmgr.WithGracePeriod(connGrace), connmgr.WithSilencePeriod(connSilence)}, opts...)
+	return connmgr.NewConnManager(low, high, o...)
 }
