@@ -1,33 +1,53 @@
 package node
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	basicconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
 // PeerCap is a connection gater that keeps the number of connected peers at
-// or below a maximum: it refuses to dial, or to accept a connection from, a
-// new peer once the node has that many. Connections to peers already
+// or below a maximum. A new peer, dialled or dialling, is admitted while the
+// node has fewer; when it is full, PeerCap makes room by closing the
+// connections of the least valuable peer that no service protects (a DHT
+// query, a probe, peer exchange: never a peer that carries video) and has
+// been connected for at least a second, and refuses only when there is none.
+// So the bound holds, and a node full of DHT traffic in a flash crowd still
+// takes the viewers that want its stream. Connections to peers already
 // connected are always allowed. The connection manager (NewConnManager) trims
-// well below the bound, so that a full node makes room again within seconds;
-// the gater is the hard bound.
+// well below the bound in the background.
 type PeerCap struct {
 	max int
 	nw  atomic.Pointer[network.Network]
+	cm  atomic.Pointer[connmgr.ConnManager]
+	mu  sync.Mutex // one admission at a time: two must not both take the last slot
+	now func() time.Time
 }
 
-// NewPeerCap returns a gater for at most max peers (0 or less: no bound).
-// Call Attach with the host's network once the host exists.
-func NewPeerCap(max int) *PeerCap { return &PeerCap{max: max} }
+// evictMinAge: a peer connected for less than this is never closed to make
+// room (its DHT query or probe is under way).
+const evictMinAge = time.Second
 
-// Attach gives the gater the network whose peers it counts.
-func (g *PeerCap) Attach(nw network.Network) { g.nw.Store(&nw) }
+// NewPeerCap returns a gater for at most max peers (0 or less: no bound).
+// Call Attach with the host once it exists.
+func NewPeerCap(max int) *PeerCap { return &PeerCap{max: max, now: time.Now} }
+
+// Attach gives the gater the host whose peers it counts and whose connection
+// manager tells which peers are protected.
+func (g *PeerCap) Attach(h host.Host) {
+	nw := h.Network()
+	g.nw.Store(&nw)
+	cm := h.ConnManager()
+	g.cm.Store(&cm)
+}
 
 func (g *PeerCap) allow(p peer.ID) bool {
 	if g.max <= 0 {
@@ -41,7 +61,44 @@ func (g *PeerCap) allow(p peer.ID) bool {
 	if nw.Connectedness(p) == network.Connected {
 		return true
 	}
-	return len(nw.Peers()) < g.max
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	peers := nw.Peers()
+	if len(peers) < g.max {
+		return true
+	}
+	return g.makeRoomLocked(nw, peers, p)
+}
+
+// makeRoomLocked closes the connections of the unprotected peer with the
+// lowest connection-manager value (the oldest among equals) connected for
+// at least evictMinAge, and reports whether it found one.
+func (g *PeerCap) makeRoomLocked(nw network.Network, peers []peer.ID, newcomer peer.ID) bool {
+	cmp := g.cm.Load()
+	if cmp == nil {
+		return false
+	}
+	cm := *cmp
+	now := g.now()
+	var victim peer.ID
+	var vInfo *connmgr.TagInfo
+	for _, q := range peers {
+		if q == newcomer || cm.IsProtected(q, "") {
+			continue
+		}
+		ti := cm.GetTagInfo(q)
+		if ti == nil || now.Sub(ti.FirstSeen) < evictMinAge {
+			continue
+		}
+		if vInfo == nil || ti.Value < vInfo.Value || (ti.Value == vInfo.Value && ti.FirstSeen.Before(vInfo.FirstSeen)) {
+			victim, vInfo = q, ti
+		}
+	}
+	if vInfo == nil {
+		return false
+	}
+	_ = nw.ClosePeer(victim)
+	return true
 }
 
 // InterceptPeerDial refuses to dial a new peer when the node is full.
@@ -82,12 +139,12 @@ const (
 // three quarters, so that the last quarter stays free for newcomers until the
 // next trim. Peers that carry video are protected by the services that stream
 // with them. opts override the timing (tests).
-func NewConnManager(maxPeers int, opts ...connmgr.Option) (*connmgr.BasicConnMgr, error) {
+func NewConnManager(maxPeers int, opts ...basicconnmgr.Option) (*basicconnmgr.BasicConnMgr, error) {
 	if maxPeers <= 0 {
 		maxPeers = 400
 	}
 	high := max(maxPeers*3/4, 1)
 	low := max(maxPeers/2, 1)
-	o := append([]connmgr.Option{connmgr.WithGracePeriod(connGrace), connmgr.WithSilencePeriod(connSilence)}, opts...)
-	return connmgr.NewConnManager(low, high, o...)
+	o := append([]basicconnmgr.Option{basicconnmgr.WithGracePeriod(connGrace), basicconnmgr.WithSilencePeriod(connSilence)}, opts...)
+	return basicconnmgr.NewConnManager(low, high, o...)
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 )
 
 func loopbackHost(t *testing.T, opts ...libp2p.Option) host.Host {
@@ -22,59 +21,76 @@ func loopbackHost(t *testing.T, opts ...libp2p.Option) host.Host {
 	return h
 }
 
-// A node at its peer bound refuses newcomers, then makes room for them once
-// the connection manager has trimmed the idle connections past their grace:
-// a full node must not stay closed to a flash crowd.
-func TestPeerBoundMakesRoom(t *testing.T) {
-	const maxPeers = 4
-	cm, err := node.NewConnManager(maxPeers, connmgr.WithGracePeriod(300*time.Millisecond), connmgr.WithSilencePeriod(100*time.Millisecond))
+// boundedHub is a host bounded to maxPeers peers as a daemon is.
+func boundedHub(t *testing.T, maxPeers int) host.Host {
+	cm, err := node.NewConnManager(maxPeers)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gater := node.NewPeerCap(maxPeers)
 	hub := loopbackHost(t, libp2p.ConnectionManager(cm), libp2p.ConnectionGater(gater))
-	gater.Attach(hub.Network())
-	hubInfo := peer.AddrInfo{ID: hub.ID(), Addrs: hub.Addrs()}
-	connect := func(h host.Host) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return h.Connect(ctx, hubInfo)
-	}
+	gater.Attach(hub)
+	return hub
+}
+
+// admitted dials hub from h and reports whether hub holds a connection to h
+// a moment later (a refused TCP dial may look connected to the dialler until
+// the hub closes it).
+func admitted(t *testing.T, hub, h host.Host) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.Connect(ctx, peer.AddrInfo{ID: hub.ID(), Addrs: hub.Addrs()})
+	time.Sleep(100 * time.Millisecond)
+	return len(hub.Network().ConnsToPeer(h.ID())) > 0
+}
+
+// A node at its peer bound makes room for a newcomer by closing an idle,
+// unprotected peer (never one a service protects, never one that has just
+// connected), so that DHT traffic in a flash crowd cannot lock out the
+// viewers of a stream; with nothing to close, it refuses.
+func TestPeerBoundMakesRoom(t *testing.T) {
+	const maxPeers = 4
+	hub := boundedHub(t, maxPeers)
 	var first []host.Host
 	for i := 0; i < maxPeers; i++ {
 		h := loopbackHost(t)
-		if err := connect(h); err != nil {
-			t.Fatalf("peer %d of %d refused: %v", i+1, maxPeers, err)
+		if !admitted(t, hub, h) {
+			t.Fatalf("peer %d of %d refused", i+1, maxPeers)
 		}
 		first = append(first, h)
 	}
-	// The video-carrying peer: protected, never trimmed.
 	hub.ConnManager().Protect(first[0].ID(), "test/video")
-	// Whether the hub holds a connection to h a moment after h dialled it
-	// (a refused TCP dial may look connected to the dialler until the hub
-	// closes it).
-	admitted := func(h host.Host) bool {
-		_ = connect(h)
-		time.Sleep(50 * time.Millisecond)
-		return len(hub.Network().ConnsToPeer(h.ID())) > 0
+	if admitted(t, hub, loopbackHost(t)) {
+		t.Fatal("a peer beyond the bound was admitted while every peer had just connected")
 	}
+	time.Sleep(time.Second) // past evictMinAge
 	late := loopbackHost(t)
-	if admitted(late) {
-		t.Fatal("a peer beyond the bound was admitted at once")
-	}
-	// Within a few trims the hub is down to its low-water mark (2) and
-	// admits the newcomer.
-	deadline := time.Now().Add(5 * time.Second)
-	for !admitted(late) {
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused after 5 s; hub has %d peers", len(hub.Network().Peers()))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !admitted(t, hub, late) {
+		t.Fatalf("a newcomer was refused although idle unprotected peers could make room (hub has %d peers)", len(hub.Network().Peers()))
 	}
 	if n := len(hub.Network().Peers()); n > maxPeers {
 		t.Fatalf("hub has %d peers, bound %d", n, maxPeers)
 	}
 	if len(hub.Network().ConnsToPeer(first[0].ID())) == 0 {
-		t.Fatal("the protected peer was trimmed")
+		t.Fatal("the protected peer was closed to make room")
+	}
+}
+
+func TestPeerBoundKeepsProtected(t *testing.T) {
+	const maxPeers = 2
+	hub := boundedHub(t, maxPeers)
+	for i := 0; i < maxPeers; i++ {
+		h := loopbackHost(t)
+		if !admitted(t, hub, h) {
+			t.Fatalf("peer %d of %d refused", i+1, maxPeers)
+		}
+		hub.ConnManager().Protect(h.ID(), "test/video")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if admitted(t, hub, loopbackHost(t)) {
+		t.Fatal("a newcomer was admitted beyond the bound although every peer is protected")
+	}
+	if n := len(hub.Network().Peers()); n != maxPeers {
+		t.Fatalf("hub has %d peers, want %d", n, maxPeers)
 	}
 }

@@ -197,7 +197,7 @@ func NewHost(key crypto.PrivKey, opts Options, reg prometheus.Registerer, bw met
 		rm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
-	gater.Attach(h.Network())
+	gater.Attach(h)
 	return h, nil
 }
 

@@ -423,7 +423,7 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 		return nil, fmt.Errorf("host %d: %w", idx, err)
 	}
 	if gater != nil {
-		gater.Attach(h.Network())
+		gater.Attach(h)
 	}
 	m.h = h
 	lg := s.log
