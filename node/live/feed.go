@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"slices"
 	"sort"
@@ -84,26 +83,12 @@ type scored struct {
 	score int
 }
 
-// byScore returns the ids of the n best of list (n < 0: all), best first.
-// Ties are broken by a hash of our ID and theirs: the same order in every
-// run (a seeded simulation repeats), but a different one at each node, so
-// that viewers joining at the same moment with the same candidates do not
-// all pick the same parent and queue up for its last free slot.
-func (st *Stream) byScore(list []scored, n int) []peer.ID {
-	self := st.svc.h.ID()
-	tie := make(map[peer.ID]uint64, len(list))
-	for _, c := range list {
-		h := fnv.New64a()
-		h.Write([]byte(self))
-		h.Write([]byte(c.id))
-		tie[c.id] = h.Sum64()
-	}
+// byScore returns the ids of the n best of list (n < 0: all), best first,
+// ties broken by peer ID so that every run orders them alike.
+func byScore(list []scored, n int) []peer.ID {
 	sort.Slice(list, func(i, j int) bool {
 		if list[i].score != list[j].score {
 			return list[i].score < list[j].score
-		}
-		if ti, tj := tie[list[i].id], tie[list[j].id]; ti != tj {
-			return ti < tj
 		}
 		return list[i].id < list[j].id
 	})
@@ -170,7 +155,7 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 		}
 		list = append(list, scored{id, score})
 	}
-	if best := st.byScore(list, 1); len(best) > 0 {
+	if best := byScore(list, 1); len(best) > 0 {
 		return best[0], true
 	}
 	return "", false

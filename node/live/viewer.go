@@ -482,7 +482,7 @@ func (st *Stream) unknown(n int) []peer.ID {
 		}
 	}
 	st.mu.Unlock()
-	return st.byScore(list, n)
+	return byScore(list, n)
 }
 
 // probeUnknown probes, in parallel, up to n candidates not probed recently,
@@ -588,7 +588,7 @@ func (st *Stream) standbys(f *feed, n int) []peer.ID {
 		list = append(list, scored{id, sc})
 	}
 	st.mu.Unlock()
-	return st.byScore(list, n)
+	return byScore(list, n)
 }
 
 func (st *Stream) probeAll(ids []peer.ID, timeout time.Duration) {
