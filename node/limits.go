@@ -23,7 +23,7 @@ import (
 // So the bound holds, and a node full of DHT traffic in a flash crowd still
 // takes the viewers that want its stream. Connections to peers already
 // connected are always allowed. The connection manager (NewConnManager) trims
-// well below the bound in the background.
+// back below the bound in the background.
 type PeerCap struct {
 	max int
 	nw  atomic.Pointer[network.Network]
@@ -121,30 +121,17 @@ func (g *PeerCap) InterceptSecured(dir network.Direction, p peer.ID, _ network.C
 // InterceptUpgraded allows every upgraded connection.
 func (g *PeerCap) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
-// Connection manager timing (NewConnManager). A DHT query or a probe is done
-// with its connection within a second; a connection that carries video is
-// protected by the service using it. So a connection needs little grace, and
-// in a flash crowd (a hundred newcomers a second dialling the source of a
-// stream) a long grace fills the node up to the gater's bound with
-// connections nobody may trim, and the gater then refuses everyone: a
-// 1,000-viewer simulation with 20 s of grace lost the whole swarm
-// (docs/benchmarks.md).
-const (
-	connGrace   = 5 * time.Second
-	connSilence = time.Second // the manager checks the count this often
-)
-
-// NewConnManager returns a connection manager for a node bounded to
-// maxPeers peers (PeerCap): it trims to half of maxPeers once the node has
-// three quarters, so that the last quarter stays free for newcomers until the
-// next trim. Peers that carry video are protected by the services that stream
-// with them. opts override the timing (tests).
+// NewConnManager returns the connection manager of a node bounded to
+// maxPeers peers: its high-water mark is maxPeers and it trims to three
+// quarters of it, closing peers of least value first (a DHT routing-table
+// peer is worth 5, a live candidate 20; parents and children are protected),
+// none connected for less than 20 s. Between trims, a full node makes room
+// for a newcomer on demand (PeerCap). opts override the defaults (tests).
 func NewConnManager(maxPeers int, opts ...basicconnmgr.Option) (*basicconnmgr.BasicConnMgr, error) {
 	if maxPeers <= 0 {
 		maxPeers = 400
 	}
-	high := max(maxPeers*3/4, 1)
-	low := max(maxPeers/2, 1)
-	o := append([]basicconnmgr.Option{basicconnmgr.WithGracePeriod(connGrace), basicconnmgr.WithSilencePeriod(connSilence)}, opts...)
-	return basicconnmgr.NewConnManager(low, high, o...)
+	low := max(maxPeers*3/4, 1)
+	o := append([]basicconnmgr.Option{basicconnmgr.WithGracePeriod(20 * time.Second)}, opts...)
+	return basicconnmgr.NewConnManager(low, maxPeers, o...)
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 )
@@ -42,10 +43,18 @@ func (n *Node) livenessLoop() {
 			go func(p peer.ID) {
 				defer wg.Done()
 				defer func() { <-sem }()
-				ctx, cancel := context.WithTimeout(n.ctx, LivenessTimeout)
+				// Never dial: a peer whose connection closed since the list
+				// was taken (trimmed, or closed to make room for another)
+				// is not ours to reconnect. A ping that dialled would undo
+				// every trim, and at a node's peer bound each redial closes
+				// another peer in turn.
+				ctx, cancel := context.WithTimeout(network.WithNoDial(n.ctx, "liveness ping"), LivenessTimeout)
 				defer cancel()
+				if n.host.Network().Connectedness(p) != network.Connected {
+					return
+				}
 				res, ok := <-ping.Ping(ctx, n.host, p)
-				if !ok || res.Error != nil {
+				if (!ok || res.Error != nil) && n.host.Network().Connectedness(p) == network.Connected {
 					mu.Lock()
 					failed[p] = true
 					mu.Unlock()

@@ -245,8 +245,8 @@ func (n *Node) dialBootstrap() bool {
 	return ok
 }
 
-// refresh runs a DHT routing table refresh (a lookup of our own ID and random
-// IDs), which is how a node that knows one peer meets the rest of the swarm.
+// refresh looks up our own ID in the DHT, which is how a node that knows one
+// peer meets the rest of the swarm.
 func (n *Node) refresh() {
 	// The DHT adds a peer to its routing table only once identify has shown
 	// that the peer speaks the DHT protocol; a query before that finds nobody.
@@ -267,12 +267,17 @@ func (n *Node) refresh() {
 	}
 	wait.Stop()
 	deadline.Stop()
-	select {
-	case err := <-n.dht.ForceRefresh():
-		if err != nil && !errors.Is(err, context.Canceled) {
-			n.log.Debug("dht refresh", "err", err.Error())
-		}
-	case <-n.ctx.Done():
+	// A lookup of our own ID (Kademlia's join): it meets the peers closest
+	// to us, which must know us for the DHT to route to us, and fills the
+	// routing table along the way. The DHT refreshes its other buckets on
+	// its own schedule. A full refresh here (a lookup per bucket) made every
+	// node joining a flash crowd dial a few hundred peers: at a node's peer
+	// bound, each dial closes another peer's connection (docs/benchmarks.md).
+	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	_, err := n.dht.GetClosestPeers(ctx, string(n.host.ID()))
+	cancel()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		n.log.Debug("dht self-lookup", "err", err.Error())
 	}
 	n.log.Info("dht routing table refreshed", "size", n.dht.RoutingTable().Size())
 }

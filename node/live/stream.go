@@ -71,6 +71,10 @@ type Stream struct {
 	rateOut   rateMeter
 	closeOnce sync.Once
 	provided  bool
+	// dhtFound is how many providers other than us the last DHT lookup
+	// returned (-1: no lookup yet); see Service.provide.
+	dhtFound  int
+	announced bool // provide has run (or is running) for this stream
 	done      chan struct{}
 }
 
@@ -102,6 +106,7 @@ func newStream(svc *Service, id cid.Cid, source bool) *Stream {
 		k:          svc.cfg.Stripes,
 		startedAt:  svc.cfg.Now(),
 		done:       make(chan struct{}),
+		dhtFound:   -1,
 	}
 	if !source {
 		for i := 0; i < st.k; i++ {
@@ -130,6 +135,9 @@ func (s *Stream) Close() {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.wg.Wait()
+		if !s.source {
+			s.untagCandidates()
+		}
 		s.mu.Lock()
 		play := s.play
 		s.mu.Unlock()

@@ -138,8 +138,32 @@ func containsPeer(list [][]byte, id peer.ID) bool {
 	return false
 }
 
+// candValue is the connection manager's value of a peer that answered a
+// probe for a stream we watch: above a DHT routing-table peer's (kad-dht's
+// 5), so that trimming and a full node making room (node.PeerCap) close DHT
+// connections first. Parents and children are protected outright.
+const candValue = 20
+
+// candTag is the connection manager tag of the stream's candidates.
+func (st *Stream) candTag() string { return fmt.Sprintf("%s/candidate/%s", protectTag, st.id) }
+
+// untagCandidates takes the stream's tag off every candidate (the viewer is
+// leaving).
+func (st *Stream) untagCandidates() {
+	st.mu.Lock()
+	ids := make([]peer.ID, 0, len(st.cands))
+	for id := range st.cands {
+		ids = append(ids, id)
+	}
+	st.mu.Unlock()
+	for _, id := range ids {
+		st.svc.h.ConnManager().UntagPeer(id, st.candTag())
+	}
+}
+
 // ban drops p for this stream: it sent something that does not verify.
 func (st *Stream) ban(p peer.ID, why error) {
+	st.svc.h.ConnManager().UntagPeer(p, st.candTag())
 	st.svc.log.Warn("peer sent invalid live data; dropped for this stream", "peer", p.String(), "stream", st.id.String(), "err", why.Error())
 	st.mu.Lock()
 	st.banned[p] = true
@@ -189,11 +213,25 @@ func (st *Stream) discover() {
 		if n < minCandidates && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
 			lastDHT = time.Now()
 			ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
-			for ai := range d.FindProvidersAsync(ctx, st.id, 20) {
+			found := 0
+			for ai := range d.FindProvidersAsync(ctx, st.id, dhtProviders) {
+				if ai.ID == st.svc.h.ID() {
+					continue
+				}
+				found++
 				st.svc.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 				st.addCandidate(ai.ID, -1, -1)
 			}
 			cancel()
+			st.mu.Lock()
+			st.dhtFound = found
+			announce := st.provided && found < dhtProviders
+			st.mu.Unlock()
+			if announce {
+				// Streaming, and the DHT knows few peers of the stream:
+				// be one of them.
+				st.svc.provide(st)
+			}
 		}
 		if parent != "" && time.Since(lastPex) >= pexInterval {
 			lastPex = time.Now()
@@ -279,10 +317,31 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	return out
 }
 
+// dhtProviders is how many providers of a stream a viewer looks up, and the
+// number above which it does not announce itself.
+const dhtProviders = 20
+
 // provide announces in the DHT that this node has the stream, so that
 // later viewers find it (and spread over the tree instead of all asking the
-// source).
+// source), unless the DHT already returned dhtProviders others: a newcomer
+// needs a few entry points, and learns the rest of the swarm from their
+// redirects and peer exchange. Every viewer of a large swarm announcing sent
+// each newcomer's announcement to the same 20 nodes closest to the stream's
+// key (a DHT hot spot), and each announcement costs a lookup of its own.
 func (s *Service) provide(st *Stream) {
+	st.mu.Lock()
+	enough, again := st.dhtFound >= dhtProviders, st.announced
+	if !enough {
+		st.announced = true
+	}
+	st.mu.Unlock()
+	if again {
+		return
+	}
+	if enough {
+		s.log.Debug("not announcing the stream: the DHT knows enough peers of it", "stream", st.id.String())
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -415,6 +474,10 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 		switch x := m.Msg.(type) {
 		case *pb.LiveMessage_Status:
 			answered = true
+			// A live peer of the stream: its connection is worth more to
+			// the connection manager than a DHT query's (a standby, a
+			// parent to move to).
+			st.svc.h.ConnManager().TagPeer(p, st.candTag(), candValue)
 			st.mu.Lock()
 			if c := st.cands[p]; c != nil {
 				c.fails = 0
