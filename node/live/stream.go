@@ -106,7 +106,6 @@ func newStream(svc *Service, id cid.Cid, source bool) *Stream {
 		k:          svc.cfg.Stripes,
 		startedAt:  svc.cfg.Now(),
 		done:       make(chan struct{}),
-		dhtFound:   -1,
 	}
 	if !source {
 		for i := 0; i < st.k; i++ {

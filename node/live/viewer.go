@@ -213,25 +213,11 @@ func (st *Stream) discover() {
 		if n < minCandidates && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
 			lastDHT = time.Now()
 			ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
-			found := 0
 			for ai := range d.FindProvidersAsync(ctx, st.id, dhtProviders) {
-				if ai.ID == st.svc.h.ID() {
-					continue
-				}
-				found++
 				st.svc.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 				st.addCandidate(ai.ID, -1, -1)
 			}
 			cancel()
-			st.mu.Lock()
-			st.dhtFound = found
-			announce := st.provided && found < dhtProviders
-			st.mu.Unlock()
-			if announce {
-				// Streaming, and the DHT knows few peers of the stream:
-				// be one of them.
-				st.svc.provide(st)
-			}
 		}
 		if parent != "" && time.Since(lastPex) >= pexInterval {
 			lastPex = time.Now()
@@ -317,29 +303,20 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	return out
 }
 
-// dhtProviders is how many providers of a stream a viewer looks up, and the
-// number above which it does not announce itself.
+// dhtProviders is how many providers of a stream a viewer looks up.
 const dhtProviders = 20
 
 // provide announces in the DHT that this node has the stream, so that
 // later viewers find it (and spread over the tree instead of all asking the
-// source), unless the DHT already returned dhtProviders others: a newcomer
-// needs a few entry points, and learns the rest of the swarm from their
-// redirects and peer exchange. Every viewer of a large swarm announcing sent
-// each newcomer's announcement to the same 20 nodes closest to the stream's
-// key (a DHT hot spot), and each announcement costs a lookup of its own.
+// source). Every viewer announces: announcing only while the DHT returned
+// fewer than dhtProviders others gave newcomers only the earliest viewers,
+// long full, as entry points, and built deeper trees (docs/benchmarks.md).
 func (s *Service) provide(st *Stream) {
 	st.mu.Lock()
-	enough, again := st.dhtFound >= dhtProviders, st.announced
-	if !enough {
-		st.announced = true
-	}
+	again := st.announced
+	st.announced = true
 	st.mu.Unlock()
 	if again {
-		return
-	}
-	if enough {
-		s.log.Debug("not announcing the stream: the DHT knows enough peers of it", "stream", st.id.String())
 		return
 	}
 	s.wg.Add(1)
