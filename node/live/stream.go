@@ -71,9 +71,6 @@ type Stream struct {
 	rateOut   rateMeter
 	closeOnce sync.Once
 	provided  bool
-	// dhtFound is how many providers other than us the last DHT lookup
-	// returned (-1: no lookup yet); see Service.provide.
-	dhtFound  int
 	announced bool // provide has run (or is running) for this stream
 	done      chan struct{}
 }
