@@ -29,7 +29,6 @@ type PeerCap struct {
 	nw  atomic.Pointer[network.Network]
 	cm  atomic.Pointer[connmgr.ConnManager]
 	mu  sync.Mutex // one admission at a time: two must not both take the last slot
-	now func() time.Time
 }
 
 // evictMinAge: a peer connected for less than this is never closed to make
@@ -38,7 +37,7 @@ const evictMinAge = time.Second
 
 // NewPeerCap returns a gater for at most max peers (0 or less: no bound).
 // Call Attach with the host once it exists.
-func NewPeerCap(max int) *PeerCap { return &PeerCap{max: max, now: time.Now} }
+func NewPeerCap(max int) *PeerCap { return &PeerCap{max: max} }
 
 // Attach gives the gater the host whose peers it counts and whose connection
 // manager tells which peers are protected.
@@ -79,7 +78,7 @@ func (g *PeerCap) makeRoomLocked(nw network.Network, peers []peer.ID, newcomer p
 		return false
 	}
 	cm := *cmp
-	now := g.now()
+	now := time.Now()
 	var victim peer.ID
 	var vInfo *connmgr.TagInfo
 	for _, q := range peers {
@@ -101,7 +100,8 @@ func (g *PeerCap) makeRoomLocked(nw network.Network, peers []peer.ID, newcomer p
 	return true
 }
 
-// InterceptPeerDial refuses to dial a new peer when the node is full.
+// InterceptPeerDial lets the node dial a new peer if it has room or can make
+// some.
 func (g *PeerCap) InterceptPeerDial(p peer.ID) bool { return g.allow(p) }
 
 // InterceptAddrDial allows every address.
@@ -110,7 +110,8 @@ func (g *PeerCap) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
 // InterceptAccept allows the raw connection; the peer is known only later.
 func (g *PeerCap) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
-// InterceptSecured refuses an inbound connection from a new peer when full.
+// InterceptSecured admits an inbound connection from a new peer if the node
+// has room or can make some.
 func (g *PeerCap) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
 	if dir == network.DirOutbound {
 		return true
