@@ -26,8 +26,7 @@ import (
 // back below the bound in the background.
 type PeerCap struct {
 	max int
-	nw  atomic.Pointer[network.Network]
-	cm  atomic.Pointer[connmgr.ConnManager]
+	h   atomic.Pointer[host.Host]
 	mu  sync.Mutex // one admission at a time: two must not both take the last slot
 }
 
@@ -41,22 +40,17 @@ func NewPeerCap(max int) *PeerCap { return &PeerCap{max: max} }
 
 // Attach gives the gater the host whose peers it counts and whose connection
 // manager tells which peers are protected.
-func (g *PeerCap) Attach(h host.Host) {
-	nw := h.Network()
-	g.nw.Store(&nw)
-	cm := h.ConnManager()
-	g.cm.Store(&cm)
-}
+func (g *PeerCap) Attach(h host.Host) { g.h.Store(&h) }
 
 func (g *PeerCap) allow(p peer.ID) bool {
 	if g.max <= 0 {
 		return true
 	}
-	nwp := g.nw.Load()
-	if nwp == nil {
+	hp := g.h.Load()
+	if hp == nil {
 		return true
 	}
-	nw := *nwp
+	nw := (*hp).Network()
 	if nw.Connectedness(p) == network.Connected {
 		return true
 	}
@@ -66,18 +60,13 @@ func (g *PeerCap) allow(p peer.ID) bool {
 	if len(peers) < g.max {
 		return true
 	}
-	return g.makeRoomLocked(nw, peers, p)
+	return g.makeRoomLocked(nw, (*hp).ConnManager(), peers, p)
 }
 
 // makeRoomLocked closes the connections of the unprotected peer with the
 // lowest connection-manager value (the oldest among equals) connected for
 // at least evictMinAge, and reports whether it found one.
-func (g *PeerCap) makeRoomLocked(nw network.Network, peers []peer.ID, newcomer peer.ID) bool {
-	cmp := g.cm.Load()
-	if cmp == nil {
-		return false
-	}
-	cm := *cmp
+func (g *PeerCap) makeRoomLocked(nw network.Network, cm connmgr.ConnManager, peers []peer.ID, newcomer peer.ID) bool {
 	now := time.Now()
 	var victim peer.ID
 	var vInfo *connmgr.TagInfo
@@ -127,12 +116,11 @@ func (g *PeerCap) InterceptUpgraded(network.Conn) (bool, control.DisconnectReaso
 // quarters of it, closing peers of least value first (a DHT routing-table
 // peer is worth 5, a live candidate 20; parents and children are protected),
 // none connected for less than 20 s. Between trims, a full node makes room
-// for a newcomer on demand (PeerCap). opts override the defaults (tests).
-func NewConnManager(maxPeers int, opts ...basicconnmgr.Option) (*basicconnmgr.BasicConnMgr, error) {
+// for a newcomer on demand (PeerCap).
+func NewConnManager(maxPeers int) (*basicconnmgr.BasicConnMgr, error) {
 	if maxPeers <= 0 {
 		maxPeers = 400
 	}
 	low := max(maxPeers*3/4, 1)
-	o := append([]basicconnmgr.Option{basicconnmgr.WithGracePeriod(20 * time.Second)}, opts...)
-	return basicconnmgr.NewConnManager(low, maxPeers, o...)
+	return basicconnmgr.NewConnManager(low, maxPeers, basicconnmgr.WithGracePeriod(20*time.Second))
 }

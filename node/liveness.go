@@ -50,9 +50,6 @@ func (n *Node) livenessLoop() {
 				// another peer in turn.
 				ctx, cancel := context.WithTimeout(network.WithNoDial(n.ctx, "liveness ping"), LivenessTimeout)
 				defer cancel()
-				if n.host.Network().Connectedness(p) != network.Connected {
-					return
-				}
 				res, ok := <-ping.Ping(ctx, n.host, p)
 				if (!ok || res.Error != nil) && n.host.Network().Connectedness(p) == network.Connected {
 					mu.Lock()

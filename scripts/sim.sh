@@ -21,6 +21,8 @@
 #   the startup steps; two lines per viewer below 0.99 continuity)
 #   -trace FILE (every node's debug log)  -heap FILE (a heap profile at the end
 #   of the measured span); relative paths are taken from node/sim
+#   -count-dials (the dials to unconnected peers per virtual second and calling
+#   function, printed with the swarm lines)
 # Wall time: ~10 s for 12 viewers, ~25 s for 24, ~4 min for 100, ~7 min for 200
 # (7 GB), ~18 min for 300 (12 GB) on 2 cores.
 set -eu
@@ -36,7 +38,7 @@ run() {
 		cat "$out.log"
 		exit 1
 	}
-	grep -E 'sim.go:[0-9]+: (viewer|t=|startup steps)' "$out.log" >&2 || true
+	grep -E 'sim.go:[0-9]+: (viewer|t=|startup steps|dials)|^ +t=[0-9]+s +[0-9]+ ' "$out.log" >&2 || true
 	grep -E '^wall' "$out.log" >>"$out.wall" || true
 }
 if [ -n "${SIM_RUNS:-}" ]; then

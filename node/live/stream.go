@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -71,8 +72,10 @@ type Stream struct {
 	rateOut   rateMeter
 	closeOnce sync.Once
 	provided  bool
-	announced bool // provide has run (or is running) for this stream
-	done      chan struct{}
+	// candTag is the connection manager tag put on the stream's
+	// candidates that answered a probe (see candValue).
+	candTag string
+	done    chan struct{}
 }
 
 // candidate is a peer that may feed us. Its depth and room are those of its
@@ -103,6 +106,7 @@ func newStream(svc *Service, id cid.Cid, source bool) *Stream {
 		k:          svc.cfg.Stripes,
 		startedAt:  svc.cfg.Now(),
 		done:       make(chan struct{}),
+		candTag:    fmt.Sprintf("%s/candidate/%s", protectTag, id),
 	}
 	if !source {
 		for i := 0; i < st.k; i++ {

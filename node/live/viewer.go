@@ -144,9 +144,6 @@ func containsPeer(list [][]byte, id peer.ID) bool {
 // connections first. Parents and children are protected outright.
 const candValue = 20
 
-// candTag is the connection manager tag of the stream's candidates.
-func (st *Stream) candTag() string { return fmt.Sprintf("%s/candidate/%s", protectTag, st.id) }
-
 // untagCandidates takes the stream's tag off every candidate (the viewer is
 // leaving).
 func (st *Stream) untagCandidates() {
@@ -157,13 +154,13 @@ func (st *Stream) untagCandidates() {
 	}
 	st.mu.Unlock()
 	for _, id := range ids {
-		st.svc.h.ConnManager().UntagPeer(id, st.candTag())
+		st.svc.h.ConnManager().UntagPeer(id, st.candTag)
 	}
 }
 
 // ban drops p for this stream: it sent something that does not verify.
 func (st *Stream) ban(p peer.ID, why error) {
-	st.svc.h.ConnManager().UntagPeer(p, st.candTag())
+	st.svc.h.ConnManager().UntagPeer(p, st.candTag)
 	st.svc.log.Warn("peer sent invalid live data; dropped for this stream", "peer", p.String(), "stream", st.id.String(), "err", why.Error())
 	st.mu.Lock()
 	st.banned[p] = true
@@ -308,17 +305,11 @@ const dhtProviders = 20
 
 // provide announces in the DHT that this node has the stream, so that
 // later viewers find it (and spread over the tree instead of all asking the
-// source). Every viewer announces: announcing only while the DHT returned
-// fewer than dhtProviders others gave newcomers only the earliest viewers,
-// long full, as entry points, and built deeper trees (docs/benchmarks.md).
+// source). Every viewer announces, once (at its first chunk): announcing
+// only while the DHT returned fewer than dhtProviders others gave newcomers
+// only the earliest viewers, long full, as entry points, and built deeper
+// trees (docs/benchmarks.md).
 func (s *Service) provide(st *Stream) {
-	st.mu.Lock()
-	again := st.announced
-	st.announced = true
-	st.mu.Unlock()
-	if again {
-		return
-	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -454,7 +445,7 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 			// A live peer of the stream: its connection is worth more to
 			// the connection manager than a DHT query's (a standby, a
 			// parent to move to).
-			st.svc.h.ConnManager().TagPeer(p, st.candTag(), candValue)
+			st.svc.h.ConnManager().TagPeer(p, st.candTag, candValue)
 			st.mu.Lock()
 			if c := st.cands[p]; c != nil {
 				c.fails = 0

@@ -121,6 +121,9 @@ type Config struct {
 	// HeapProfile, if set, receives a heap profile taken at the end of the
 	// measured span, with the whole swarm still running.
 	HeapProfile io.Writer
+	// CountDials logs, at the end, how many dials to unconnected peers the
+	// nodes started, per virtual second and per calling function.
+	CountDials bool
 }
 
 func (c *Config) defaults() {
@@ -260,6 +263,9 @@ func Run(t *testing.T, cfg Config) *Result {
 	start := time.Now()
 	synctest.Test(t, func(t *testing.T) {
 		s := &swarm{cfg: cfg, t: t, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5157a11))}
+		if cfg.CountDials {
+			s.dials = &dialCounts{t0: time.Now(), n: map[dialKey]int{}}
+		}
 		res = s.run()
 	})
 	if res != nil {
@@ -314,6 +320,8 @@ type swarm struct {
 
 	mu      sync.Mutex
 	members []*member
+
+	dials *dialCounts // Config.CountDials
 }
 
 // Node indexes: 0 is the source, 1..Bootstraps the bootstrap nodes, then
@@ -416,7 +424,15 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 			return nil, err
 		}
 		gater = node.NewPeerCap(s.cfg.MaxPeers)
-		opts = append(opts, libp2p.ConnectionManager(cm), libp2p.ConnectionGater(gater))
+		opts = append(opts, libp2p.ConnectionManager(cm))
+	}
+	switch {
+	case s.dials != nil && gater != nil:
+		opts = append(opts, libp2p.ConnectionGater(countingGater{d: s.dials, inner: gater}))
+	case s.dials != nil:
+		opts = append(opts, libp2p.ConnectionGater(countingGater{d: s.dials}))
+	case gater != nil:
+		opts = append(opts, libp2p.ConnectionGater(gater))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -632,6 +648,9 @@ func (s *swarm) run() *Result {
 	defer func() { stopIngest(); <-ingestDone }()
 	streamID := bc.Stream().ID()
 	t0 := time.Now()
+	if s.dials != nil {
+		s.dials.setStart(t0) // seconds as in the swarm lines (t=...)
+	}
 
 	// Joins, leaves and losses are drawn up front, so that a seed fixes them.
 	N := cfg.Viewers
@@ -766,6 +785,9 @@ func (s *swarm) run() *Result {
 	time.Sleep(2 * time.Second)
 
 	res := s.measure(viewers, t0, measureFrom, measureTo, eventAt, nVanish)
+	if s.dials != nil {
+		cfg.Logf("dials to unconnected peers, per virtual second and caller:\n%s", s.dials)
+	}
 	span := cfg.Measure.Seconds()
 	ss := bc.Stream().Stats()
 	cfg.Logf("source: children %d, load %.2f streams, chunk bytes %.2f Mbit/s, wire %.2f Mbit/s", ss.Children, ss.Load,

@@ -37,13 +37,14 @@ var (
 	fOut       = flag.String("out", "", "append the table row to this file")
 	fTrace     = flag.String("trace", "", "write every node's debug log (virtual time, n=member index) to this file")
 	fHeap      = flag.String("heap", "", "write a heap profile taken at the end of the measured span to this file")
+	fDials     = flag.Bool("count-dials", false, "log the dials to unconnected peers per virtual second and calling function")
 )
 
 func flagConfig() Config {
 	c := Config{
 		Viewers: *fViewers, Seed: *fSeed, Bitrate: *fBitrate, Latency: *fLatency, LatencySpread: *fSpread,
 		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint, MaxPeers: *fMaxPeers,
-		JoinOver: *fJoin, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave,
+		JoinOver: *fJoin, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave, CountDials: *fDials,
 	}
 	c.Live.ChunkDuration = *fChunk
 	c.Live.Latency = *fJitter
