@@ -340,6 +340,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	set := live.StripeSet(req.Stripes, req.StripeMask)
 	st.mu.Lock()
 	if req.Probe {
+		st.probesIn++
 		status, rd := st.statusLocked(set), st.redirectLocked(set, probeRedirect)
 		if st.info == nil {
 			status.Depth = live.MaxAncestors + 1
@@ -386,6 +387,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		case already:
 			why = "already feeding you"
 		}
+		st.refusals++
 		rd := st.redirectLocked(set, refusalRedirect)
 		st.mu.Unlock()
 		_ = wire.WriteMsg(ns, &pb.LiveMessage{Msg: &pb.LiveMessage_Redirect{Redirect: rd}})

@@ -65,6 +65,7 @@ type Stream struct {
 	// subscriptions taken, children evicted, children dropped as too slow,
 	// chunk copies skipped as stale.
 	backlogOut, subsIn, evictions, drops, staleSkips uint64
+	probesIn, refusals                               uint64
 
 	dupIn     uint64
 	switches  uint64
@@ -90,6 +91,9 @@ type candidate struct {
 	failedAt time.Time
 	fails    int
 	probedAt time.Time
+	// refusedHome: when it last refused us our own home stripe (no room,
+	// and no child to push down for us).
+	refusedHome time.Time
 }
 
 func newStream(svc *Service, id cid.Cid, source bool) *Stream {
@@ -411,15 +415,19 @@ type Stats struct {
 	BytesOut     uint64  `json:"bytes_out"`
 	// Of BytesOut, sent as new subscriptions' backlogs; subscriptions
 	// taken, children evicted by pushdown, children dropped as too slow.
-	BacklogBytesOut uint64  `json:"backlog_bytes_out"`
-	Subscriptions   uint64  `json:"subscriptions"`
-	Evictions       uint64  `json:"evictions"`
-	ChildDrops      uint64  `json:"child_drops"`
-	StaleSkips      uint64  `json:"stale_skips"` // chunk copies not sent: far older than the newest held
-	RateIn          float64 `json:"down_bps"`
-	RateOut         float64 `json:"up_bps"`
-	Bitrate         uint64  `json:"bitrate_bps"`
-	HTTPPath        string  `json:"http_path,omitempty"`
+	BacklogBytesOut uint64 `json:"backlog_bytes_out"`
+	Subscriptions   uint64 `json:"subscriptions"`
+	Evictions       uint64 `json:"evictions"`
+	ChildDrops      uint64 `json:"child_drops"`
+	StaleSkips      uint64 `json:"stale_skips"` // chunk copies not sent: far older than the newest held
+	// Probes answered, and subscriptions refused (no room, not attached,
+	// a loop): what peers looking for a parent cost this node.
+	ProbesIn uint64  `json:"probes_in"`
+	Refusals uint64  `json:"refusals"`
+	RateIn   float64 `json:"down_bps"`
+	RateOut  float64 `json:"up_bps"`
+	Bitrate  uint64  `json:"bitrate_bps"`
+	HTTPPath string  `json:"http_path,omitempty"`
 }
 
 // Quantile holds delay percentiles in milliseconds.
@@ -449,6 +457,7 @@ func (s *Stream) Stats() Stats {
 		Children: s.childPeersLocked(), Load: s.loadLocked(), Peers: len(s.cands), Banned: len(s.banned), Switches: s.switches,
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		BacklogBytesOut: s.backlogOut, Subscriptions: s.subsIn, Evictions: s.evictions, ChildDrops: s.drops, StaleSkips: s.staleSkips,
+		ProbesIn: s.probesIn, Refusals: s.refusals,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
 	}
 	since := func(t time.Time) float64 {

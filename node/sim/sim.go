@@ -18,6 +18,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"io"
 	"log/slog"
 	"math"
@@ -76,6 +77,10 @@ type Config struct {
 	// (WatchOptions.Peers). Off by default: viewers find the stream through
 	// the DHT, then through redirects and probes.
 	HintSource bool
+	// SourceDHTClient runs the source's DHT in client mode: it announces
+	// the stream but answers no one's DHT queries (its uplink is the
+	// swarm's scarcest).
+	SourceDHTClient bool
 	// MaxPeers, if above 0, bounds each node's connected peers as the
 	// daemon's --max-peers does, with its connection manager and gater
 	// (daemon.DefaultMaxPeers is 200). 0: libp2p's default manager and no
@@ -283,6 +288,7 @@ type member struct {
 	rec  *recorder
 	st   atomic.Pointer[live.Stream]
 	gone atomic.Bool // vanished or left
+	bw   *protoBytes // the source's stream bytes by protocol (Verbose)
 	stop sync.Once
 }
 
@@ -415,6 +421,10 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 		libp2p.DisableMetrics(),
 	}
+	if idx == 0 && s.cfg.Verbose {
+		m.bw = newProtoBytes()
+		opts = append(opts, libp2p.BandwidthReporter(m.bw))
+	}
 	var gater *node.PeerCap
 	if s.cfg.MaxPeers > 0 && !s.isBootstrap(idx) {
 		// The daemon's peer bound (daemon.NewHost): connection manager
@@ -446,7 +456,11 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 	if s.cfg.Trace != nil {
 		lg = slog.New(slog.NewTextHandler(&syncWriter{w: s.cfg.Trace}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", idx)
 	}
-	n, err := node.New(h, node.Config{Bootstrap: boot, Logger: lg})
+	ncfg := node.Config{Bootstrap: boot, Logger: lg}
+	if idx == 0 && s.cfg.SourceDHTClient {
+		ncfg.DHTOptions = []dht.Option{dht.Mode(dht.ModeClient)}
+	}
+	n, err := node.New(h, ncfg)
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -498,10 +512,13 @@ func (a tally) minus(b tally) tally {
 // logSwarm logs the swarm every virtual second until stop: what the viewers
 // sent and how their trees changed in that second, the source's and the
 // viewers' worst uplink lag, mean and worst playout delay and stripe delay.
-func (s *swarm) logSwarm(viewers []*member, src *live.Stream, t0 time.Time, stop <-chan struct{}) {
+func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 time.Time, stop <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var prev tally
+	var prevSrc live.Stats
+	prevWire := srcM.wireSent()
+	prevProto := srcM.bw.snapshot()
 	for {
 		select {
 		case <-stop:
@@ -544,6 +561,12 @@ func (s *swarm) logSwarm(viewers []*member, src *live.Stream, t0 time.Time, stop
 		s.cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped",
 			at, float64(d.out)/1e3, float64(d.backlog)/1e3, d.subs, d.evictions, d.drops, d.switches, d.stale)
 		ss := src.Stats()
+		wire := srcM.wireSent()
+		s.cfg.Logf("t=%v source: %d peers, %d probes and %d refusals a second, wire %.2f Mbit/s",
+			at, len(srcM.h.Network().Peers()), ss.ProbesIn-prevSrc.ProbesIn, ss.Refusals-prevSrc.Refusals, float64(wire-prevWire)*8/1e6)
+		proto := srcM.bw.snapshot()
+		s.cfg.Logf("t=%v source sent on streams, kbit/s: %s", at, rates(prevProto, proto, time.Second))
+		prevSrc, prevWire, prevProto = ss, wire, proto
 		s.cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms",
 			at, ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax)
 	}
@@ -766,7 +789,7 @@ func (s *swarm) run() *Result {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.logSwarm(viewers, bc.Stream(), t0, stop)
+			s.logSwarm(viewers, src, bc.Stream(), t0, stop)
 		}()
 		defer func() { close(stop); <-done }()
 	}
