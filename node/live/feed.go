@@ -70,6 +70,10 @@ func (f *feed) orphanedLocked(c *candidate) bool {
 
 func (f *feed) set() live.Stripes { return live.One(f.idx, f.st.k) }
 
+// ownHome is this node's home stripe: the one a full parent may make room
+// in for us by pushing a child down.
+func (f *feed) ownHome() int { return live.Home([]byte(f.st.svc.h.ID()), f.st.k) }
+
 // homeOf reports whether stripe f is candidate c's home stripe, or c is
 // the source (depth 0 in every stripe): a parent that forwards this stripe
 // first.
@@ -120,6 +124,13 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 			continue
 		}
 		home := f.homeOf(c)
+		if home && recentlyFullLocked(c, now) && (f.idx != f.ownHome() || now.Sub(c.refusedHome) < fullRecheck) {
+			// Known to have no room: asking would only be refused (and a
+			// flash crowd asking the source again and again took its
+			// uplink from the video; docs/benchmarks.md). Only our own home
+			// stripe may still get in by pushdown, once per fullRecheck.
+			continue
+		}
 		d, spare := c.depth, c.spare
 		if !home {
 			// Its depth and room are those of its own home stripe.
@@ -204,12 +215,13 @@ func (f *feed) run() {
 		}
 		if !ok {
 			// Nobody to try: wait for a candidate (the DHT lookup of a
-			// join), or retry the backed-off ones in a while.
+			// join, a redirect), or retry the backed-off ones in a while
+			// (those known full wait for fullRecheck).
 			select {
 			case <-st.ctx.Done():
 				return
 			case <-added:
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(pickRetry):
 			}
 			continue
 		}
@@ -249,6 +261,10 @@ func (f *feed) run() {
 		}
 	}
 }
+
+// pickRetry: how long a stripe with no candidate to try waits before
+// looking again, if no new candidate comes first.
+const pickRetry = 200 * time.Millisecond
 
 // nextMoveTarget returns the parent a move goes to, then (if that one had
 // no room) the parent it left, whose slot we just freed.
@@ -515,6 +531,9 @@ func (f *feed) subscribe(p peer.ID) error {
 				if c := st.cands[p]; c != nil && f.homeOf(c) {
 					c.spare = 0
 					c.probedAt = cfg.Now()
+					if f.idx == f.ownHome() {
+						c.refusedHome = cfg.Now()
+					}
 				}
 				st.mu.Unlock()
 				return errBusy

@@ -239,3 +239,46 @@ func TestLiveParentKilled(t *testing.T) {
 		t.Errorf("output does not decode cleanly: %s", e)
 	}
 }
+
+// Viewers do not poll a full source: one that answered a probe (or a
+// subscription) that it has no room is not asked again for a while, so the
+// source's load from peers looking for a parent does not grow with the
+// audience. The source feeds one child; of the other three viewers, none
+// asks it anything over the 6 s after all have started playing (before,
+// each probed it every 6 s: it was first among the candidates by depth).
+func TestFullSourceNotPolled(t *testing.T) {
+	sw := newSwarm(t, 1, []int{3, 3, 3, 3})
+	src, done := broadcast(t, sw.src, "full")
+	dir := t.TempDir()
+	var streams []*live.Stream
+	for i, v := range sw.viewers {
+		streams = append(streams, watch(t, v, src, filepath.Join(dir, string(rune('a'+i))+".ts")))
+	}
+	waitFor(t, "every viewer playing", 8*time.Second, func() bool {
+		for _, st := range streams {
+			if st.Stats().Delivered < 5 {
+				return false
+			}
+		}
+		return true
+	})
+	before := src.Stream().Stats()
+	time.Sleep(6 * time.Second)
+	after := src.Stream().Stats()
+	asked := after.ProbesIn + after.Refusals - before.ProbesIn - before.Refusals
+	t.Logf("source: %d probes and %d refusals before, %d more in the 6 s window; children %d", before.ProbesIn, before.Refusals, asked, after.Children)
+	if after.Children != 1 {
+		t.Fatalf("source feeds %d children, want 1 (full)", after.Children)
+	}
+	if asked > 1 {
+		t.Errorf("the full source was asked %d times in 6 s by 3 viewers that know it is full", asked)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	for i, st := range streams {
+		if s := st.Stats(); s.Continuity < 0.99 {
+			t.Errorf("viewer %d: continuity %.4f < 0.99", i, s.Continuity)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hivecast/hivecast/node"
+	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -496,24 +497,51 @@ func (st *Stream) addRedirect(rd *pb.Redirect) {
 	}
 }
 
-// unknown returns up to n candidates not probed in the last 5 s.
+// fullRecheck: a candidate that answered a probe with no room is not probed
+// again for this long, except by a failover. The peers near the top of the
+// trees (the source first) are full and known to every viewer: polling
+// them every few seconds would make their load grow with the audience
+// (docs/benchmarks.md). A slot that frees there is taken by a child's
+// child (pushdown) or a joiner.
+const fullRecheck = 30 * time.Second
+
+// recentlyFullLocked reports whether c answered its last probe, less than
+// fullRecheck ago, that it has no room.
+func recentlyFullLocked(c *candidate, now time.Time) bool {
+	return c.spare == 0 && c.fails == 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < fullRecheck
+}
+
+// unknown returns up to n candidates not probed in the last 5 s (nor,
+// if full then, in the last fullRecheck).
 // Those closest to the source, as far as we know (a redirect tells a depth),
-// come first.
+// come first; among equals, an order of this node's own (a hash of both
+// IDs), so that a flash crowd that learnt the same providers from the DHT
+// does not probe the same few of them (docs/benchmarks.md).
 func (st *Stream) unknown(n int) []peer.ID {
 	now := st.svc.cfg.Now()
+	self := st.svc.h.ID()
 	st.mu.Lock()
 	var list []scored
 	for id, c := range st.cands {
-		if now.Sub(c.probedAt) > 5*time.Second {
+		if now.Sub(c.probedAt) > 5*time.Second && !recentlyFullLocked(c, now) {
 			d := c.depth
 			if d < 0 {
 				d = 32
 			}
-			list = append(list, scored{id, d})
+			list = append(list, scored{id, d<<16 | int(pairHash(self, id)&0xffff)})
 		}
 	}
 	st.mu.Unlock()
 	return byScore(list, n)
+}
+
+// pairHash orders peer b as seen from peer a: the same for a every time,
+// different between the a's.
+func pairHash(a, b peer.ID) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(a))
+	h.Write([]byte(b))
+	return h.Sum32()
 }
 
 // probeUnknown probes, in parallel, up to n candidates not probed recently,
@@ -596,6 +624,7 @@ const (
 // standbys returns the n best standby parents of stripe f (peers of that
 // home stripe first, not f's parent, not our children).
 func (st *Stream) standbys(f *feed, n int) []peer.ID {
+	now := st.svc.cfg.Now()
 	st.mu.Lock()
 	var list []scored
 	for id, c := range st.cands {
@@ -607,7 +636,9 @@ func (st *Stream) standbys(f *feed, n int) []peer.ID {
 			d = 32
 		}
 		sc := d*4 + c.fails*8
-		if c.spare == 0 {
+		if recentlyFullLocked(c, now) {
+			sc += 192 // after every peer of unknown room
+		} else if c.spare == 0 {
 			sc += 64
 		}
 		if !f.homeOf(c) {
@@ -655,11 +686,18 @@ func (st *Stream) optimize() {
 		// known to be alive, so that a failover goes to a live peer at the
 		// first try (after a host dies, its connections look open until
 		// liveness pings time out).
+		// A standby known to be full is no standby: it is not polled until
+		// fullRecheck has passed.
 		seen := map[peer.ID]bool{}
 		var ids []peer.ID
+		now := st.svc.cfg.Now()
 		for _, f := range st.feeds {
 			for _, id := range st.standbys(f, max(1, 2/len(st.feeds))) {
-				if !seen[id] {
+				st.mu.Lock()
+				c := st.cands[id]
+				full := c != nil && recentlyFullLocked(c, now)
+				st.mu.Unlock()
+				if !seen[id] && !full {
 					seen[id] = true
 					ids = append(ids, id)
 				}

@@ -18,6 +18,7 @@ var (
 	fSUp       = flag.Int("source-up", 0, "source uplink, bit/s (default 8 Mbit/s)")
 	fBoot      = flag.Int("bootstraps", 0, "DHT bootstrap nodes (default 2; -1: the source)")
 	fHint      = flag.Bool("hint", false, "give viewers the source as an initial candidate")
+	fSrcClient = flag.Bool("source-dht-client", false, "run the source's DHT in client mode (it answers no DHT queries)")
 	fMaxPeers  = flag.Int("max-peers", 0, "each node's peer bound, as the daemon's --max-peers (its default is 200; 0: no bound)")
 	fJoin      = flag.Duration("join-over", 0, "joins spread over (default 4s)")
 	fWarm      = flag.Duration("warmup", 0, "settling time after the last join (default 4s)")
@@ -43,7 +44,7 @@ var (
 func flagConfig() Config {
 	c := Config{
 		Viewers: *fViewers, Seed: *fSeed, Bitrate: *fBitrate, Latency: *fLatency, LatencySpread: *fSpread,
-		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint, MaxPeers: *fMaxPeers,
+		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint, SourceDHTClient: *fSrcClient, MaxPeers: *fMaxPeers,
 		JoinOver: *fJoin, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave, CountDials: *fDials,
 	}
 	c.Live.ChunkDuration = *fChunk
