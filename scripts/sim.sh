@@ -12,12 +12,14 @@
 #   -viewer-up bit/s (4e6)  -source-up bit/s (8e6)  -bootstraps N (2; -1: the source)
 #   -max-peers N (each node's peer bound, as the daemon's --max-peers, whose default
 #   is 200; 0, the default here: no bound)
-#   -hint (viewers get the source as a first candidate)  -join-over 4s  -warmup 4s  -measure 10s
+#   -hint (viewers get the source as a first candidate)  -source-dht-client (the source
+#   answers no DHT queries)  -join-over 4s  -warmup 4s  -measure 10s
 #   -vanish SHARE  -leave SHARE  -chunk DUR (50ms)  -jitter-latency DUR (500ms)
 #   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
 #   -stripes K (1; 4: experimental striping, docs/benchmarks.md)  -chunk-bytes N (65424; 8084 with stripes)
 #   -verbose (a swarm line per virtual second: uplink lag, chunk bytes sent,
-#   backlog, subscriptions, evictions, stale skips, playout and stripe delays;
+#   backlog, subscriptions, evictions, stale skips, playout and stripe delays; the source's
+#   peers, probes and refusals, offered wire rate and stream bytes per protocol;
 #   the startup steps; two lines per viewer below 0.99 continuity)
 #   -trace FILE (every node's debug log)  -heap FILE (a heap profile at the end
 #   of the measured span); relative paths are taken from node/sim

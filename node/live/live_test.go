@@ -103,6 +103,16 @@ func broadcast(t *testing.T, d *daemon.Daemon, name string) (*live.Source, <-cha
 	return src, done
 }
 
+// watchAll has every viewer of sw watch src into a file of dir (a.ts, b.ts...).
+func (sw *swarm) watchAll(t *testing.T, src *live.Source, dir string) []*live.Stream {
+	t.Helper()
+	var streams []*live.Stream
+	for i, v := range sw.viewers {
+		streams = append(streams, watch(t, v, src, filepath.Join(dir, string(rune('a'+i))+".ts")))
+	}
+	return streams
+}
+
 func mustFileSink(t *testing.T, out string) []player.Sink {
 	t.Helper()
 	f, err := player.CreateFileSink(out)
@@ -142,10 +152,7 @@ func TestLiveChain(t *testing.T) {
 	sw := newSwarm(t, 1, []int{1, 1, 1, 1})
 	src, done := broadcast(t, sw.src, "chain")
 	dir := t.TempDir()
-	var streams []*live.Stream
-	for i, v := range sw.viewers {
-		streams = append(streams, watch(t, v, src, filepath.Join(dir, string(rune('a'+i))+".ts")))
-	}
+	streams := sw.watchAll(t, src, dir)
 	if err := <-done; err != nil {
 		t.Fatalf("ingest: %v", err)
 	}
@@ -250,10 +257,7 @@ func TestFullSourceNotPolled(t *testing.T) {
 	sw := newSwarm(t, 1, []int{3, 3, 3, 3})
 	src, done := broadcast(t, sw.src, "full")
 	dir := t.TempDir()
-	var streams []*live.Stream
-	for i, v := range sw.viewers {
-		streams = append(streams, watch(t, v, src, filepath.Join(dir, string(rune('a'+i))+".ts")))
-	}
+	streams := sw.watchAll(t, src, dir)
 	waitFor(t, "every viewer playing", 8*time.Second, func() bool {
 		for _, st := range streams {
 			if st.Stats().Delivered < 5 {
