@@ -70,9 +70,20 @@ func (f *feed) orphanedLocked(c *candidate) bool {
 
 func (f *feed) set() live.Stripes { return live.One(f.idx, f.st.k) }
 
-// ownHome is this node's home stripe: the one a full parent may make room
-// in for us by pushing a child down.
-func (f *feed) ownHome() int { return live.Home([]byte(f.st.svc.h.ID()), f.st.k) }
+// roomLocked is candidate c's room for this stripe, as last probed (-1:
+// unknown): its free slots, and when this stripe is our own home stripe
+// also the children it would push down to take us (SplitStream's
+// pushdown: a peer that forwards the stripe belongs higher in its tree
+// than one that only consumes it).
+func (f *feed) roomLocked(c *candidate) int {
+	if c.spare < 0 {
+		return -1
+	}
+	if f.st.k > 1 && f.idx == live.Home([]byte(f.st.svc.h.ID()), f.st.k) {
+		return c.spare + c.pushable
+	}
+	return c.spare
+}
 
 // homeOf reports whether stripe f is candidate c's home stripe, or c is
 // the source (depth 0 in every stripe): a parent that forwards this stripe
@@ -124,14 +135,13 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 			continue
 		}
 		home := f.homeOf(c)
-		if home && recentlyFullLocked(c, now) && (f.idx != f.ownHome() || now.Sub(c.refusedHome) < fullRecheck) {
+		if home && recentlyFullLocked(c, now) && f.roomLocked(c) <= 0 {
 			// Known to have no room: asking would only be refused (and a
 			// flash crowd asking the source again and again took its
-			// uplink from the video; docs/benchmarks.md). Only our own home
-			// stripe may still get in by pushdown, once per fullRecheck.
+			// uplink from the video; docs/benchmarks.md).
 			continue
 		}
-		d, spare := c.depth, c.spare
+		d, spare := c.depth, f.roomLocked(c)
 		if !home {
 			// Its depth and room are those of its own home stripe.
 			d, spare = -1, -1
@@ -291,7 +301,7 @@ const failoverProbe = 150 * time.Millisecond
 // to a live one.
 func (st *Stream) checkStandbys(f *feed, n int) peer.ID {
 	return st.probeFirst(st.standbys(f, n), failoverProbe, failoverProbe+20*time.Millisecond, 0, func(c *candidate) bool {
-		return c.fails == 0 && c.spare > 0 && f.homeOf(c) && !f.orphanedLocked(c) &&
+		return c.fails == 0 && f.roomLocked(c) > 0 && f.homeOf(c) && !f.orphanedLocked(c) &&
 			st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
 	})
 }
@@ -516,6 +526,7 @@ func (f *feed) subscribe(p peer.ID) error {
 				if x.Status.Depth == 0 || c.home == f.idx {
 					c.depth = int(x.Status.Depth)
 					c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
+					c.pushable = int(x.Status.Pushable)
 					c.path = append(c.path[:0], f.ancestors...)
 				}
 			}
@@ -529,11 +540,8 @@ func (f *feed) subscribe(p peer.ID) error {
 			if x.End.Code == pb.Code_BUSY {
 				st.mu.Lock()
 				if c := st.cands[p]; c != nil && f.homeOf(c) {
-					c.spare = 0
+					c.spare, c.pushable = 0, 0
 					c.probedAt = cfg.Now()
-					if f.idx == f.ownHome() {
-						c.refusedHome = cfg.Now()
-					}
 				}
 				st.mu.Unlock()
 				return errBusy

@@ -191,6 +191,9 @@ func depthOf(source bool, feeds []*feed) int {
 func (st *Stream) statusLocked(set live.Stripes) *pb.LiveStatus {
 	maxSlots, used := st.slotsLocked(set)
 	ls := &pb.LiveStatus{LatestSeq: st.latestOfLocked(set), Children: uint32(used), MaxChildren: uint32(maxSlots)}
+	if set.K > 1 {
+		ls.Pushable = uint32(st.pushableLocked())
+	}
 	if st.info != nil {
 		ls.Bitrate = st.info.Bitrate
 	}
@@ -314,7 +317,7 @@ func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
 	var best *childKey
 	bestSame := false
 	for key, k := range st.children {
-		if k.set.K <= 1 || k.set.Count() != 1 || k.home == k.set.First() {
+		if !k.pushable() {
 			continue
 		}
 		same := k.set.K == set.K && k.set.Mask == set.Mask
@@ -324,6 +327,24 @@ func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
 		}
 	}
 	return best
+}
+
+// pushable reports whether a peer asking for its own home stripe may take
+// k's slot: k takes one stripe here, not its home stripe.
+func (k *child) pushable() bool {
+	return k.set.K > 1 && k.set.Count() == 1 && k.home != k.set.First()
+}
+
+// pushableLocked counts the children a peer asking for its own home stripe
+// could push down (LiveStatus.pushable).
+func (st *Stream) pushableLocked() int {
+	n := 0
+	for _, k := range st.children {
+		if k.pushable() {
+			n++
+		}
+	}
+	return n
 }
 
 // isChildLocked reports whether p takes any stripe from us.

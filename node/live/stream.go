@@ -91,9 +91,9 @@ type candidate struct {
 	failedAt time.Time
 	fails    int
 	probedAt time.Time
-	// refusedHome: when it last refused us our own home stripe (no room,
-	// and no child to push down for us).
-	refusedHome time.Time
+	// pushable: children it would push down for a peer asking for its own
+	// home stripe (LiveStatus.pushable), as last probed.
+	pushable int
 }
 
 func newStream(svc *Service, id cid.Cid, source bool) *Stream {

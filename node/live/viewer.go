@@ -452,8 +452,9 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 				c.fails = 0
 				c.depth = int(x.Status.Depth)
 				c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
+				c.pushable = int(x.Status.Pushable)
 				if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
-					c.spare = 0 // fed through us: never our parent
+					c.spare, c.pushable = 0, 0 // fed through us: never our parent
 				}
 				c.latest = x.Status.LatestSeq
 				c.path = c.path[:0]
@@ -557,7 +558,7 @@ func (st *Stream) probeUnknown(n int) {
 // still arrive and are kept.
 func (st *Stream) joinProbe(f *feed, n int) {
 	st.probeFirst(st.unknown(n), time.Second, joinProbeWait, joinProbeGrace, func(c *candidate) bool {
-		return c.fails == 0 && c.spare > 0 && f.homeOf(c)
+		return c.fails == 0 && f.roomLocked(c) > 0 && f.homeOf(c)
 	})
 }
 
@@ -636,9 +637,9 @@ func (st *Stream) standbys(f *feed, n int) []peer.ID {
 			d = 32
 		}
 		sc := d*4 + c.fails*8
-		if recentlyFullLocked(c, now) {
+		if room := f.roomLocked(c); room == 0 && recentlyFullLocked(c, now) {
 			sc += 192 // after every peer of unknown room
-		} else if c.spare == 0 {
+		} else if room == 0 {
 			sc += 64
 		}
 		if !f.homeOf(c) {
@@ -724,7 +725,7 @@ func (st *Stream) optimize() {
 // whether it did.
 func (st *Stream) moveUp(f *feed) bool {
 	better := func(id peer.ID, c *candidate) bool {
-		if id == f.parent || st.isChildLocked(id) || c.depth < 0 || c.spare <= 0 || c.fails != 0 || !f.homeOf(c) {
+		if id == f.parent || st.isChildLocked(id) || c.depth < 0 || f.roomLocked(c) <= 0 || c.fails != 0 || !f.homeOf(c) {
 			return false
 		}
 		if pc := st.cands[f.parent]; pc != nil && !f.homeOf(pc) {

@@ -527,6 +527,7 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		}
 		var lagMax, playSum, playMax, stripeMax float64
 		n, lagged := 0, 0
+		depthSum, depthN, depthMax := 0, 0, 0
 		var worst live.Stats
 		var now tally
 		for _, m := range viewers {
@@ -553,6 +554,11 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			for _, d := range x.StripeDelayMS {
 				stripeMax = max(stripeMax, d)
 			}
+			for _, d := range x.StripeDepth {
+				if d > 0 {
+					depthSum, depthN, depthMax = depthSum+d, depthN+1, max(depthMax, d)
+				}
+			}
 			n++
 		}
 		d := now.minus(prev)
@@ -567,8 +573,12 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		proto := srcM.bw.snapshot()
 		s.cfg.Logf("t=%v source sent on streams, kbit/s: %s", at, rates(prevProto, proto, time.Second))
 		prevSrc, prevWire, prevProto = ss, wire, proto
-		s.cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms",
-			at, ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax)
+		if int(at/time.Second)%4 == 0 && s.cfg.Live.Stripes > 1 {
+			s.cfg.Logf("t=%v %s", at, treeShape(viewers, srcM.h.ID(), s.cfg.Live.Stripes))
+		}
+		s.cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms, stripe depth mean %.1f max %d (%d stripes with a parent)",
+			at, ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax,
+			float64(depthSum)/float64(max(depthN, 1)), depthMax, depthN)
 	}
 }
 

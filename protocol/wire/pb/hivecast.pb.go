@@ -1122,6 +1122,7 @@ type LiveStatus struct {
 	MaxChildren   uint32                 `protobuf:"varint,4,opt,name=max_children,json=maxChildren,proto3" json:"max_children,omitempty"` // children it accepts at most
 	Ancestors     [][]byte               `protobuf:"bytes,5,rep,name=ancestors,proto3" json:"ancestors,omitempty"`                         // binary peer IDs from the source down to the parent's parent, at most 64
 	Bitrate       uint64                 `protobuf:"varint,6,opt,name=bitrate,proto3" json:"bitrate,omitempty"`                            // the stream's bit rate as the source last measured it (a hint), 0 if unknown
+	Pushable      uint32                 `protobuf:"varint,7,opt,name=pushable,proto3" json:"pushable,omitempty"`                          // children it would push down to take a peer asking for its own home stripe (striped streams), 0 if none
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1194,6 +1195,13 @@ func (x *LiveStatus) GetAncestors() [][]byte {
 func (x *LiveStatus) GetBitrate() uint64 {
 	if x != nil {
 		return x.Bitrate
+	}
+	return 0
+}
+
+func (x *LiveStatus) GetPushable() uint32 {
+	if x != nil {
+		return x.Pushable
 	}
 	return 0
 }
@@ -1380,7 +1388,7 @@ const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\v2\x17.hivecast.v1.LiveStatusH\x00R\x06status\x123\n" +
 	"\bredirect\x18\x04 \x01(\v2\x15.hivecast.v1.RedirectH\x00R\bredirect\x12'\n" +
 	"\x03end\x18\x05 \x01(\v2\x13.hivecast.v1.StatusH\x00R\x03endB\x05\n" +
-	"\x03msg\"\xb8\x01\n" +
+	"\x03msg\"\xd4\x01\n" +
 	"\n" +
 	"LiveStatus\x12\x1d\n" +
 	"\n" +
@@ -1389,7 +1397,8 @@ const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
 	"\bchildren\x18\x03 \x01(\rR\bchildren\x12!\n" +
 	"\fmax_children\x18\x04 \x01(\rR\vmaxChildren\x12\x1c\n" +
 	"\tancestors\x18\x05 \x03(\fR\tancestors\x12\x18\n" +
-	"\abitrate\x18\x06 \x01(\x04R\abitrate\"7\n" +
+	"\abitrate\x18\x06 \x01(\x04R\abitrate\x12\x1a\n" +
+	"\bpushable\x18\a \x01(\rR\bpushable\"7\n" +
 	"\bRedirect\x12+\n" +
 	"\x05peers\x18\x01 \x03(\v2\x15.hivecast.v1.LivePeerR\x05peers\"c\n" +
 	"\bLivePeer\x12+\n" +
