@@ -101,6 +101,7 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(frame(f, &pb.LiveMessage{Msg: &pb.LiveMessage_Chunk{Chunk: c}}))
 	f.Add(frame(f, &pb.LiveMessage{Msg: &pb.LiveMessage_Info{Info: s.Info(1, 100)}}))
 	f.Add(frame(f, &pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: &pb.LiveStatus{LatestSeq: 9}}}))
+	f.Add(frame(f, &pb.LiveMessage{Msg: &pb.LiveMessage_Status{Status: &pb.LiveStatus{LatestSeq: 9, Depth: 2, Children: 5, MaxChildren: 5, Pushable: 3}}}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{})
 	v, err := NewVerifier(s.ID(), s.Info(0, 0))
