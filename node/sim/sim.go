@@ -292,6 +292,13 @@ type member struct {
 	stop sync.Once
 }
 
+func (m *member) packetsSent() int64 {
+	if c := m.conn.Load(); c != nil {
+		return int64(c.Stats().PacketsSent)
+	}
+	return 0
+}
+
 func (m *member) wireSent() int64 {
 	if c := m.conn.Load(); c != nil {
 		return int64(c.Stats().BytesSent)
@@ -517,8 +524,17 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 	defer tick.Stop()
 	var prev tally
 	var prevSrc live.Stats
-	prevWire := srcM.wireSent()
+	prevWire, prevPkts := srcM.wireSent(), srcM.packetsSent()
 	prevProto := srcM.bw.snapshot()
+	// The source's connections opened and closed (a handshake costs its
+	// uplink more than most messages do).
+	var opened, closed atomic.Int64
+	nb := &network.NotifyBundle{
+		ConnectedF:    func(network.Network, network.Conn) { opened.Add(1) },
+		DisconnectedF: func(network.Network, network.Conn) { closed.Add(1) },
+	}
+	srcM.h.Network().Notify(nb)
+	defer srcM.h.Network().StopNotify(nb)
 	for {
 		select {
 		case <-stop:
@@ -567,12 +583,13 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		s.cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped",
 			at, float64(d.out)/1e3, float64(d.backlog)/1e3, d.subs, d.evictions, d.drops, d.switches, d.stale)
 		ss := src.Stats()
-		wire := srcM.wireSent()
-		s.cfg.Logf("t=%v source: %d peers, %d probes and %d refusals a second, wire %.2f Mbit/s",
-			at, len(srcM.h.Network().Peers()), ss.ProbesIn-prevSrc.ProbesIn, ss.Refusals-prevSrc.Refusals, float64(wire-prevWire)*8/1e6)
+		wire, pkts := srcM.wireSent(), srcM.packetsSent()
+		s.cfg.Logf("t=%v source: %d peers (%d connections opened, %d closed), %d probes and %d refusals a second, wire %.2f Mbit/s in %d packets",
+			at, len(srcM.h.Network().Peers()), opened.Swap(0), closed.Swap(0), ss.ProbesIn-prevSrc.ProbesIn, ss.Refusals-prevSrc.Refusals,
+			float64(wire-prevWire)*8/1e6, pkts-prevPkts)
 		proto := srcM.bw.snapshot()
 		s.cfg.Logf("t=%v source sent on streams, kbit/s: %s", at, rates(prevProto, proto, time.Second))
-		prevSrc, prevWire, prevProto = ss, wire, proto
+		prevSrc, prevWire, prevPkts, prevProto = ss, wire, pkts, proto
 		if int(at/time.Second)%4 == 0 && s.cfg.Live.Stripes > 1 {
 			s.cfg.Logf("t=%v %s", at, treeShape(viewers, srcM.h.ID(), s.cfg.Live.Stripes))
 		}
