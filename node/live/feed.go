@@ -25,6 +25,9 @@ import (
 type feed struct {
 	st  *Stream
 	idx int // the stripe
+	// own: this stripe is our home stripe (K > 1), the one a full parent
+	// makes room in for us by pushing a child down (setOwnHome).
+	own bool
 
 	parent       peer.ID
 	depth        int // hops from the source in this stripe's tree; -1 unknown
@@ -79,10 +82,21 @@ func (f *feed) roomLocked(c *candidate) int {
 	if c.spare < 0 {
 		return -1
 	}
-	if f.st.k > 1 && f.idx == live.Home([]byte(f.st.svc.h.ID()), f.st.k) {
+	if f.own {
 		return c.spare + c.pushable
 	}
 	return c.spare
+}
+
+// setOwnHome marks the feed of self's home stripe (striped streams only).
+func (st *Stream) setOwnHome(self peer.ID) {
+	if st.k <= 1 {
+		return
+	}
+	home := live.Home([]byte(self), st.k)
+	for _, f := range st.feeds {
+		f.own = f.idx == home
+	}
 }
 
 // homeOf reports whether stripe f is candidate c's home stripe, or c is
@@ -135,13 +149,13 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 			continue
 		}
 		home := f.homeOf(c)
-		if home && recentlyFullLocked(c, now) && f.roomLocked(c) <= 0 {
+		d, spare := c.depth, f.roomLocked(c)
+		if home && spare <= 0 && recentlyFullLocked(c, now) {
 			// Known to have no room: asking would only be refused (and a
 			// flash crowd asking the source again and again took its
 			// uplink from the video; docs/benchmarks.md).
 			continue
 		}
-		d, spare := c.depth, f.roomLocked(c)
 		if !home {
 			// Its depth and room are those of its own home stripe.
 			d, spare = -1, -1
@@ -300,7 +314,7 @@ const failoverProbe = 150 * time.Millisecond
 // does within failoverProbe): a dead standby must not hold up the failover
 // to a live one.
 func (st *Stream) checkStandbys(f *feed, n int) peer.ID {
-	return st.probeFirst(st.standbys(f, n), failoverProbe, failoverProbe+20*time.Millisecond, 0, func(c *candidate) bool {
+	return st.probeFirst(st.standbys(f, n, false), failoverProbe, failoverProbe+20*time.Millisecond, 0, func(c *candidate) bool {
 		return c.fails == 0 && f.roomLocked(c) > 0 && f.homeOf(c) && !f.orphanedLocked(c) &&
 			st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
 	})
@@ -524,9 +538,7 @@ func (f *feed) subscribe(p peer.ID) error {
 			if c := st.cands[p]; c != nil {
 				c.fails = 0
 				if x.Status.Depth == 0 || c.home == f.idx {
-					c.depth = int(x.Status.Depth)
-					c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
-					c.pushable = int(x.Status.Pushable)
+					c.noteRoom(x.Status)
 					c.path = append(c.path[:0], f.ancestors...)
 				}
 			}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hivecast/hivecast/protocol/live"
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -31,12 +30,7 @@ func peerWithHome(t *testing.T, i, k int) peer.ID {
 // A viewer counts them as room only for its own home stripe.
 func TestPushableRoom(t *testing.T) {
 	const k = 4
-	h, err := libp2p.New(libp2p.NoListenAddrs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	svc := &Service{ctx: context.Background(), log: slog.New(slog.DiscardHandler), h: h,
+	svc := &Service{ctx: context.Background(), log: slog.New(slog.DiscardHandler),
 		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
 	st := newStream(svc, cid.Cid{}, false)
 	defer st.cancel()
@@ -62,10 +56,11 @@ func TestPushableRoom(t *testing.T) {
 		t.Errorf("status pushable for a whole-stream request = %d, want 0", whole1)
 	}
 
-	own := live.Home([]byte(h.ID()), k)
+	self := peerWithHome(t, 3, k)
+	st.setOwnHome(self) // as Watch does with the host's ID
+	own := live.Home([]byte(self), k)
 	c := &candidate{depth: 1, spare: 0, pushable: 2}
-	for i := range k {
-		f := &feed{st: st, idx: i}
+	for i, f := range st.feeds {
 		want := 0
 		if i == own {
 			want = 2
@@ -74,7 +69,7 @@ func TestPushableRoom(t *testing.T) {
 			t.Errorf("stripe %d (own home %d): room %d, want %d", i, own, r, want)
 		}
 	}
-	if r := (&feed{st: st, idx: own}).roomLocked(&candidate{spare: -1, pushable: 2}); r != -1 {
+	if r := st.feeds[own].roomLocked(&candidate{spare: -1, pushable: 2}); r != -1 {
 		t.Errorf("room of a candidate never probed = %d, want -1 (unknown)", r)
 	}
 }

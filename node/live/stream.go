@@ -96,6 +96,14 @@ type candidate struct {
 	pushable int
 }
 
+// noteRoom records where c stands by its status: depth, free slots and
+// the children it would push down.
+func (c *candidate) noteRoom(s *pb.LiveStatus) {
+	c.depth = int(s.Depth)
+	c.spare = int(s.MaxChildren) - int(s.Children)
+	c.pushable = int(s.Pushable)
+}
+
 func newStream(svc *Service, id cid.Cid, source bool) *Stream {
 	ctx, cancel := context.WithCancel(svc.ctx)
 	st := &Stream{

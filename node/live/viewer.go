@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hivecast/hivecast/node"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/hivecast/hivecast/node"
 	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/protocol/live"
 	"github.com/hivecast/hivecast/protocol/manifest"
@@ -60,6 +61,7 @@ func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*St
 		st.play.Close()
 		st = got
 	} else {
+		st.setOwnHome(s.h.ID())
 		for _, p := range opts.Peers {
 			st.addCandidate(p, -1, -1)
 		}
@@ -450,9 +452,7 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 			st.mu.Lock()
 			if c := st.cands[p]; c != nil {
 				c.fails = 0
-				c.depth = int(x.Status.Depth)
-				c.spare = int(x.Status.MaxChildren) - int(x.Status.Children)
-				c.pushable = int(x.Status.Pushable)
+				c.noteRoom(x.Status)
 				if containsPeer(x.Status.Ancestors, st.svc.h.ID()) {
 					c.spare, c.pushable = 0, 0 // fed through us: never our parent
 				}
@@ -623,10 +623,13 @@ const (
 )
 
 // standbys returns the n best standby parents of stripe f (peers of that
-// home stripe first, not f's parent, not our children).
-func (st *Stream) standbys(f *feed, n int) []peer.ID {
+// home stripe first, not f's parent, not our children); with skipFull,
+// those of the n that answered full less than fullRecheck ago are left
+// out (a standby known to be full is no standby).
+func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 	now := st.svc.cfg.Now()
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	var list []scored
 	for id, c := range st.cands {
 		if id == f.parent || st.isChildLocked(id) {
@@ -650,8 +653,11 @@ func (st *Stream) standbys(f *feed, n int) []peer.ID {
 		}
 		list = append(list, scored{id, sc})
 	}
-	st.mu.Unlock()
-	return byScore(list, n)
+	ids := byScore(list, n)
+	if skipFull {
+		ids = slices.DeleteFunc(ids, func(id peer.ID) bool { return recentlyFullLocked(st.cands[id], now) })
+	}
+	return ids
 }
 
 func (st *Stream) probeAll(ids []peer.ID, timeout time.Duration) {
@@ -687,18 +693,13 @@ func (st *Stream) optimize() {
 		// known to be alive, so that a failover goes to a live peer at the
 		// first try (after a host dies, its connections look open until
 		// liveness pings time out).
-		// A standby known to be full is no standby: it is not polled until
-		// fullRecheck has passed.
+		// A standby known to be full is not polled until fullRecheck has
+		// passed.
 		seen := map[peer.ID]bool{}
 		var ids []peer.ID
-		now := st.svc.cfg.Now()
 		for _, f := range st.feeds {
-			for _, id := range st.standbys(f, max(1, 2/len(st.feeds))) {
-				st.mu.Lock()
-				c := st.cands[id]
-				full := c != nil && recentlyFullLocked(c, now)
-				st.mu.Unlock()
-				if !seen[id] && !full {
+			for _, id := range st.standbys(f, max(1, 2/len(st.feeds)), true) {
+				if !seen[id] {
 					seen[id] = true
 					ids = append(ids, id)
 				}

@@ -3,25 +3,28 @@ package sim
 import (
 	"fmt"
 
-	"github.com/hivecast/hivecast/protocol/live"
+	"github.com/hivecast/hivecast/node/live"
+	plive "github.com/hivecast/hivecast/protocol/live"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
+
+// viewerStats is one live viewer's stats, as the verbose log took them.
+type viewerStats struct {
+	id peer.ID
+	x  live.Stats
+}
 
 // treeShape describes the stripe trees now: how many stripe subscriptions
 // hang from a parent whose home stripe it is (or the source) and how many
 // from a fallback parent, the mean depth in a stripe of the viewers whose
 // home stripe it is (the trees' interior) and of the others (leaves), and
 // how many slots within two levels of the source hold a leaf.
-func treeShape(viewers []*member, srcID peer.ID, k int) string {
+func treeShape(viewers []viewerStats, srcID peer.ID, k int) string {
 	var home, fallback, fromSource, topLeaves int
 	var inSum, inN, leafSum, leafN int
-	for _, m := range viewers {
-		st := m.st.Load()
-		if st == nil || m.gone.Load() {
-			continue
-		}
-		x := st.Stats()
-		mine := live.Home([]byte(m.h.ID()), k)
+	for _, v := range viewers {
+		x := v.x
+		mine := plive.Home([]byte(v.id), k)
 		for s, ps := range x.Parents {
 			if ps == "" || s >= len(x.StripeDepth) {
 				continue
@@ -34,7 +37,7 @@ func treeShape(viewers []*member, srcID peer.ID, k int) string {
 			switch {
 			case p == srcID:
 				fromSource++
-			case live.Home([]byte(p), k) == s:
+			case plive.Home([]byte(p), k) == s:
 				home++
 			default:
 				fallback++

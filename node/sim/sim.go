@@ -18,7 +18,6 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
-	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"io"
 	"log/slog"
 	"math"
@@ -39,6 +38,7 @@ import (
 	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/player/sample"
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -546,12 +546,14 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		depthSum, depthN, depthMax := 0, 0, 0
 		var worst live.Stats
 		var now tally
+		var all []viewerStats
 		for _, m := range viewers {
 			st := m.st.Load()
 			if st == nil || m.gone.Load() {
 				continue
 			}
 			x := st.Stats()
+			all = append(all, viewerStats{m.h.ID(), x})
 			now.out += x.BytesOut
 			now.backlog += x.BacklogBytesOut
 			now.subs += x.Subscriptions
@@ -591,7 +593,7 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		s.cfg.Logf("t=%v source sent on streams, kbit/s: %s", at, rates(prevProto, proto, time.Second))
 		prevSrc, prevWire, prevPkts, prevProto = ss, wire, pkts, proto
 		if int(at/time.Second)%4 == 0 && s.cfg.Live.Stripes > 1 {
-			s.cfg.Logf("t=%v %s", at, treeShape(viewers, srcM.h.ID(), s.cfg.Live.Stripes))
+			s.cfg.Logf("t=%v %s", at, treeShape(all, srcM.h.ID(), s.cfg.Live.Stripes))
 		}
 		s.cfg.Logf("t=%v source lag %.0f ms children %d load %.2f; viewers %d: lag max %.0f ms (load %.2f children %d up %.2f Mbit/s; %d over 200 ms), playout mean %.0f max %.0f ms, stripe delay max %.0f ms, stripe depth mean %.1f max %d (%d stripes with a parent)",
 			at, ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax,
