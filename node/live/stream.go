@@ -13,6 +13,7 @@ import (
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -44,6 +45,9 @@ type Stream struct {
 	feeds     []*feed // one per stripe (viewers); nil on a source
 	baseSeq   uint64  // first seq a late stripe subscription asks for
 	cands     map[peer.ID]*candidate
+	// srcID is the source's peer ID (viewers), known once the stream's
+	// info has verified: its key signs the chunks and names the stream.
+	srcID peer.ID
 	// probes holds the probes under way, each closed when it is done: a
 	// probe another stripe wants too is waited for, not sent twice.
 	probes map[peer.ID]chan struct{}
@@ -169,6 +173,15 @@ func (s *Stream) setInfo(info *pb.StreamInfo, v *live.Verifier) {
 	}
 	s.info, s.verifier = info, v
 	s.infoAt = s.svc.cfg.Now()
+	if !s.source {
+		// The stream ID commits to this key (the verifier checked), so
+		// the source's peer ID is known for sure, not as a peer claims.
+		if pk, err := crypto.UnmarshalPublicKey(info.PublicKey); err == nil {
+			if id, err := peer.IDFromPublicKey(pk); err == nil {
+				s.srcID = id
+			}
+		}
+	}
 	if !s.source {
 		s.svc.log.Debug("stream info", "stream", s.id.String(), "after", s.infoAt.Sub(s.startedAt))
 	}

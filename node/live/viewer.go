@@ -272,7 +272,7 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	st.mu.Lock()
 	var ids []peer.ID
 	for _, f := range st.feeds {
-		if f.parent != "" {
+		if f.parent != "" && f.parent != st.srcID { // the source stays out of discovery
 			ids = append(ids, f.parent)
 		}
 	}
@@ -284,7 +284,7 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	ids = append(ids, kids...)
 	var cands []peer.ID
 	for p, c := range st.cands {
-		if c.fails == 0 {
+		if c.fails == 0 && p != st.srcID {
 			cands = append(cands, p)
 		}
 	}
@@ -512,6 +512,34 @@ func recentlyFullLocked(c *candidate, now time.Time) bool {
 	return c.spare == 0 && c.fails == 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < fullRecheck
 }
 
+// The source stays out of discovery. Every viewer finds it in the DHT (it
+// announced the stream first), and it tops every tree, so it is the first
+// peer a viewer would probe. Each probe from a new peer costs it a
+// connection: a QUIC handshake, identify and the probe, on the uplink that
+// carries the video to its children. A thousand viewers joining within ten
+// seconds offered the source's 8 Mbit/s link four times that
+// (docs/benchmarks.md). So once a viewer knows which peer the source is
+// (srcID, from the verified stream info), it probes it, asks it for a slot
+// and hands it out in peer exchange only in stripes where the source is
+// its parent or its parent's parent (a slot freed at the source goes to a
+// grandchild, by failover or by moving up), or when it knows no other
+// candidate. The source's children's children bound who contacts it,
+// whatever the size of the audience.
+
+// leaveSourceLocked reports whether id is the source and this viewer
+// should leave it alone for stripe f (nil: for every stripe, as a probe
+// is).
+func (st *Stream) leaveSourceLocked(id peer.ID, f *feed) bool {
+	if st.srcID == "" || id != st.srcID || len(st.cands) <= 1 {
+		return false
+	}
+	near := func(f *feed) bool { return f.depth == 1 || f.depth == 2 }
+	if f != nil {
+		return !near(f)
+	}
+	return !slices.ContainsFunc(st.feeds, near)
+}
+
 // unknown returns up to n candidates not probed in the last 5 s (nor,
 // if full then, in the last fullRecheck).
 // Those closest to the source, as far as we know (a redirect tells a depth),
@@ -524,7 +552,7 @@ func (st *Stream) unknown(n int) []peer.ID {
 	st.mu.Lock()
 	var list []scored
 	for id, c := range st.cands {
-		if now.Sub(c.probedAt) > 5*time.Second && !recentlyFullLocked(c, now) {
+		if now.Sub(c.probedAt) > 5*time.Second && !recentlyFullLocked(c, now) && !st.leaveSourceLocked(id, nil) {
 			d := c.depth
 			if d < 0 {
 				d = 32
@@ -632,7 +660,7 @@ func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 	defer st.mu.Unlock()
 	var list []scored
 	for id, c := range st.cands {
-		if id == f.parent || st.isChildLocked(id) {
+		if id == f.parent || st.isChildLocked(id) || st.leaveSourceLocked(id, f) {
 			continue
 		}
 		d := c.depth
@@ -726,7 +754,7 @@ func (st *Stream) optimize() {
 // whether it did.
 func (st *Stream) moveUp(f *feed) bool {
 	better := func(id peer.ID, c *candidate) bool {
-		if id == f.parent || st.isChildLocked(id) || c.depth < 0 || f.roomLocked(c) <= 0 || c.fails != 0 || !f.homeOf(c) {
+		if id == f.parent || st.isChildLocked(id) || st.leaveSourceLocked(id, f) || c.depth < 0 || f.roomLocked(c) <= 0 || c.fails != 0 || !f.homeOf(c) {
 			return false
 		}
 		if pc := st.cands[f.parent]; pc != nil && !f.homeOf(pc) {
