@@ -7,10 +7,13 @@
 #   MPEG-TS with PAT/PMT resent before keyframes and a constant mux rate.
 #
 # Usage: scripts/make-sample.sh [OUT]   (default player/sample/sample.ts)
+#   GOP=0.5 DUR=4 scripts/make-sample.sh node/sim/testdata/gop500ms.ts
+#   makes the simulator's clip with a keyframe every 0.5 s (-media).
 set -eu
 
 out=${1:-"$(dirname "$0")/../player/sample/sample.ts"}
-dur=10
+dur=${DUR:-10}
+gop=${GOP:-1}
 
 ffmpeg -hide_banner -loglevel warning -y \
 	-f lavfi -i "testsrc2=size=640x360:rate=25:duration=${dur}" \
@@ -18,7 +21,7 @@ ffmpeg -hide_banner -loglevel warning -y \
 	-vf "drawtext=text='%{pts\\:hms}':x=20:y=20:fontsize=36:fontcolor=white:box=1:boxcolor=black@0.6" \
 	-c:v libx264 -preset veryfast -profile:v main -pix_fmt yuv420p \
 	-b:v 600k -maxrate 600k -bufsize 300k \
-	-g 25 -keyint_min 25 -sc_threshold 0 \
+	-g 250 -sc_threshold 0 -force_key_frames "expr:gte(t,n_forced*${gop})" \
 	-x264-params repeat-headers=1 \
 	-c:a aac -b:a 64k -ac 1 \
 	-f mpegts -mpegts_flags +resend_headers -muxrate 720k -pcr_period 40 \

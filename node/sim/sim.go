@@ -94,6 +94,16 @@ type Config struct {
 	// JoinOver: viewers join at uniformly random times over this span
 	// (default 4 s), starting 1 s after the broadcast starts.
 	JoinOver time.Duration
+	// Online: a viewer's node starts this long before it watches, as a
+	// running daemon's has joined the DHT before `hivecast watch` (default
+	// 0: the node starts with the watch, so startup includes its bootstrap).
+	// Nodes start 1 s after the broadcast at the earliest.
+	Online time.Duration
+	// Media is the MPEG-TS the source loops (default the sample clip:
+	// player/sample, a keyframe every second), MediaBitrate its own bit
+	// rate in bit/s (ffprobe's format bit_rate); it is padded to Bitrate.
+	Media        []byte
+	MediaBitrate int
 	// Warmup after the last join before measuring (default 4 s); Measure is
 	// the measured span (default 10 s).
 	Warmup  time.Duration
@@ -161,6 +171,9 @@ func (c *Config) defaults() {
 	}
 	if c.JoinOver <= 0 {
 		c.JoinOver = 4 * time.Second
+	}
+	if len(c.Media) == 0 || c.MediaBitrate <= 0 {
+		c.Media, c.MediaBitrate = sample.TS, sample.Bitrate
 	}
 	if c.Warmup <= 0 {
 		c.Warmup = 4 * time.Second
@@ -630,6 +643,13 @@ type rec struct {
 	at      time.Time
 }
 
+// start marks the watch's start, from which startup counts.
+func (r *recorder) start() {
+	r.mu.Lock()
+	r.watchAt = time.Now()
+	r.mu.Unlock()
+}
+
 func (r *recorder) Write([]byte) error { return nil }
 func (r *recorder) Close() error       { return nil }
 func (r *recorder) WriteChunk(c player.Chunk) error {
@@ -694,8 +714,8 @@ func (s *swarm) run() *Result {
 	ingestDone := make(chan struct{})
 	go func() {
 		defer close(ingestDone)
-		factor := float64(cfg.Bitrate) / sample.Bitrate
-		_ = bc.Ingest(ingestCtx, newPaddedLoop(sample.TS, factor), live.IngestOptions{Realtime: true})
+		factor := float64(cfg.Bitrate) / float64(cfg.MediaBitrate)
+		_ = bc.Ingest(ingestCtx, newPaddedLoop(cfg.Media, factor), live.IngestOptions{Realtime: true})
 	}()
 	defer func() { stopIngest(); <-ingestDone }()
 	streamID := bc.Stream().ID()
@@ -730,7 +750,8 @@ func (s *swarm) run() *Result {
 	viewers := make([]*member, N)
 	var vmu sync.Mutex
 	for i := 0; i < N; i++ {
-		if d := joinAt[i] - time.Since(t0); d > 0 {
+		// Nodes start in join order, each Online before its watch.
+		if d := max(joinAt[i]-cfg.Online, time.Second) - time.Since(t0); d > 0 {
 			time.Sleep(d)
 		}
 		m, err := s.newMember(1+cfg.Bootstraps+i, cfg.ViewerUp, cfg.ViewerDown, boot)
@@ -740,7 +761,7 @@ func (s *swarm) run() *Result {
 		lcfg := cfg.Live
 		lcfg.Upload = pacer(cfg.ViewerUp)
 		m.lv = live.New(m.n, s.key(m.idx), lcfg)
-		m.rec = &recorder{watchAt: time.Now()}
+		m.rec = &recorder{}
 		vmu.Lock()
 		viewers[i] = m
 		vmu.Unlock()
@@ -750,17 +771,21 @@ func (s *swarm) run() *Result {
 			m.h.Peerstore().AddAddrs(src.h.ID(), src.h.Addrs(), time.Hour)
 		}
 		wg.Add(1)
-		go func(m *member) {
+		go func(m *member, at time.Duration) {
 			defer wg.Done()
+			if d := at - time.Since(t0); d > 0 {
+				time.Sleep(d)
+			}
+			m.rec.start()
 			st, err := m.lv.Watch(context.Background(), streamID, opts)
 			if err != nil {
 				cfg.Logf("viewer %d: %v", m.idx, err)
 				return
 			}
 			m.st.Store(st)
-		}(m)
+		}(m, joinAt[i])
 	}
-	cfg.Logf("%d viewers joined by %v (virtual)", N, time.Since(t0).Round(time.Millisecond))
+	cfg.Logf("%d viewer nodes started by %v (virtual)", N, time.Since(t0).Round(time.Millisecond))
 
 	// Scheduled leaves and the loss event.
 	wg.Add(1)

@@ -21,6 +21,9 @@ var (
 	fSrcClient = flag.Bool("source-dht-client", false, "run the source's DHT in client mode (it answers no DHT queries)")
 	fMaxPeers  = flag.Int("max-peers", 0, "each node's peer bound, as the daemon's --max-peers (its default is 200; 0: no bound)")
 	fJoin      = flag.Duration("join-over", 0, "joins spread over (default 4s)")
+	fOnline    = flag.Duration("online", 0, "a viewer's node starts this long before it watches, as a running daemon's (default 0: with the watch)")
+	fMedia     = flag.String("media", "", "MPEG-TS file the source loops (default the 1 s GOP sample clip); give -media-bitrate too")
+	fMediaRate = flag.Int("media-bitrate", 0, "the -media file's own bit rate, bit/s (ffprobe's format bit_rate)")
 	fWarm      = flag.Duration("warmup", 0, "settling time after the last join (default 4s)")
 	fMeasure   = flag.Duration("measure", 0, "measured span (default 10s)")
 	fVanish    = flag.Float64("vanish", 0, "share of viewers that vanish at once")
@@ -45,7 +48,7 @@ func flagConfig() Config {
 	c := Config{
 		Viewers: *fViewers, Seed: *fSeed, Bitrate: *fBitrate, Latency: *fLatency, LatencySpread: *fSpread,
 		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint, SourceDHTClient: *fSrcClient, MaxPeers: *fMaxPeers,
-		JoinOver: *fJoin, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave, CountDials: *fDials,
+		JoinOver: *fJoin, Online: *fOnline, MediaBitrate: *fMediaRate, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave, CountDials: *fDials,
 	}
 	c.Live.ChunkDuration = *fChunk
 	c.Live.Latency = *fJitter
@@ -70,6 +73,16 @@ func TestScenario(t *testing.T) {
 	}
 	cfg := flagConfig()
 	cfg.Logf = t.Logf
+	if *fMedia != "" {
+		if *fMediaRate <= 0 {
+			t.Fatal("-media needs -media-bitrate (the file's bit rate, as ffprobe reports it)")
+		}
+		b, err := os.ReadFile(*fMedia)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Media = b
+	}
 	if f := createOutput(t, *fTrace); f != nil {
 		cfg.Trace = f
 	}
