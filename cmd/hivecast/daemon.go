@@ -24,6 +24,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&listen, "listen", "listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	port := fs.Int("port", daemon.DefaultPort, "listen on TCP and QUIC port N on all interfaces (0 picks free ports)")
 	maxPeers := fs.Int("max-peers", daemon.DefaultMaxPeers, "upper bound on connected peers")
+	dhtClient := fs.Bool("dht-client", false, "answer no DHT queries (look up and announce only): keeps a broadcaster's uplink for its stream")
 	fs.Var(&bootstrap, "bootstrap", "bootstrap peer, full multiaddr ending in /p2p/<peer-id> (repeatable)")
 	apiAddr := fs.String("api", daemon.DefaultAPI, "local control API address (127.0.0.1:0 picks a free port)")
 	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
@@ -55,6 +56,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if set["max-peers"] || opts.MaxPeers == 0 {
 		opts.MaxPeers = *maxPeers
+	}
+	if set["dht-client"] {
+		opts.DHTClient = *dhtClient
 	}
 	if set["bootstrap"] {
 		opts.Bootstrap = bootstrap

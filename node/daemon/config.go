@@ -16,10 +16,14 @@ import (
 // Options configure a daemon. Every field can also be set in the data
 // directory's config.json (same JSON names); explicitly given flags win.
 type Options struct {
-	DataDir      string        `json:"-"`
-	Listen       []string      `json:"listen,omitempty"`
-	Port         *int          `json:"port,omitempty"`
-	MaxPeers     int           `json:"max_peers,omitempty"`
+	DataDir  string   `json:"-"`
+	Listen   []string `json:"listen,omitempty"`
+	Port     *int     `json:"port,omitempty"`
+	MaxPeers int      `json:"max_peers,omitempty"`
+	// DHTClient runs the DHT in client mode: the node looks up and
+	// announces but answers no one's DHT queries, which keeps a
+	// broadcaster's uplink for its stream.
+	DHTClient    bool          `json:"dht_client,omitempty"`
 	Bootstrap    []string      `json:"bootstrap,omitempty"`
 	API          string        `json:"api,omitempty"`
 	NoMDNS       bool          `json:"no_mdns,omitempty"`

@@ -19,6 +19,7 @@ import (
 	"github.com/hivecast/hivecast/node/store"
 	"github.com/hivecast/hivecast/node/vod"
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
@@ -102,7 +103,11 @@ func Start(opts Options, log *slog.Logger) (_ *Daemon, err error) {
 	if d.host, err = NewHost(key, opts, reg, bw); err != nil {
 		return nil, err
 	}
-	if d.node, err = node.New(d.host, node.Config{Bootstrap: bootstrap, Logger: log, Bandwidth: bw}); err != nil {
+	ncfg := node.Config{Bootstrap: bootstrap, Logger: log, Bandwidth: bw}
+	if opts.DHTClient {
+		ncfg.DHTOptions = []dht.Option{dht.Mode(dht.ModeClient)}
+	}
+	if d.node, err = node.New(d.host, ncfg); err != nil {
 		return nil, err
 	}
 	if d.store, err = store.Open(filepath.Join(opts.DataDir, "store"), int64(cacheCap)); err != nil {

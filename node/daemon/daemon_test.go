@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
@@ -268,4 +269,37 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// --dht-client: the daemon looks up and announces in the DHT but is in no
+// one's routing table, so it answers no one's queries.
+func TestDHTClient(t *testing.T) {
+	server := start(t, loopbackOpts(t, t.TempDir()))
+	defer server.Close()
+	o := loopbackOpts(t, t.TempDir(), addr(t, server, "tcp"))
+	o.DHTClient = true
+	client := start(t, o)
+	defer client.Close()
+	other := start(t, loopbackOpts(t, t.TempDir(), addr(t, server, "tcp")))
+	defer other.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for client.Node().DHT().RoutingTable().Size() == 0 || other.Node().DHT().RoutingTable().Size() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("DHT routing tables still empty after 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := client.Node().DHT().Mode(); got != dht.ModeClient {
+		t.Fatalf("DHT mode with DHTClient = %v, want client", got)
+	}
+	if got := server.Node().DHT().Mode(); got != dht.ModeServer {
+		t.Fatalf("DHT mode by default = %v, want server", got)
+	}
+	// The client queried the server, yet is not in its routing table.
+	time.Sleep(500 * time.Millisecond)
+	for _, d := range []*Daemon{server, other} {
+		if d.Node().DHT().RoutingTable().Find(client.Node().Host().ID()) != "" {
+			t.Errorf("a DHT client is in %s's routing table", d.Node().Host().ID())
+		}
+	}
 }
