@@ -1064,6 +1064,36 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	slices.Sort(infos)
 	slices.Sort(firsts)
 	s.cfg.Logf("startup steps (p50/p95): info %v/%v, first chunk %v/%v", quantile(infos, 0.5), quantile(infos, 0.95), quantile(firsts, 0.5), quantile(firsts, 0.95))
+	if s.cfg.Verbose {
+		// The slowest starts, step by step: when the viewer watched, the
+		// stream info, the first chunk, the first chunk played, and how old
+		// that chunk was then (how far behind live its parents were).
+		type slow struct {
+			idx                         int
+			at, info, first, play, late time.Duration
+		}
+		var list []slow
+		for _, m := range viewers {
+			st := m.st.Load()
+			m.rec.mu.Lock()
+			w, f := m.rec.watchAt, m.rec.first
+			var late time.Duration
+			if len(m.rec.recs) > 0 {
+				late = m.rec.recs[0].at.Sub(m.rec.recs[0].capture)
+			}
+			m.rec.mu.Unlock()
+			if st == nil || f.IsZero() {
+				continue
+			}
+			x := st.Stats()
+			list = append(list, slow{m.idx, w.Sub(t0), time.Duration(x.InfoMS * 1e6), time.Duration(x.FirstChunkMS * 1e6), f.Sub(w), late})
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].play > list[j].play })
+		for _, v := range list[:min(5, len(list))] {
+			s.cfg.Logf("slow start: viewer %d watched at t=%v: info %v, first chunk %v, played %v, its first played chunk captured %v before",
+				v.idx, v.at.Round(time.Millisecond), v.info.Round(time.Millisecond), v.first.Round(time.Millisecond), v.play.Round(time.Millisecond), v.late.Round(time.Millisecond))
+		}
+	}
 	slices.Sort(startups)
 	res.StartupP50, res.StartupP95 = quantile(startups, 0.5), quantile(startups, 0.95)
 	if nVanish > 0 {
