@@ -106,18 +106,23 @@ func (f *feed) homeOf(c *candidate) bool {
 	return c.home == f.idx || c.depth == 0
 }
 
-// scored is a candidate parent and its score (lower is better).
+// scored is a candidate parent and its score (lower is better); tie orders
+// equal scores (pairHash: each viewer its own order).
 type scored struct {
 	id    peer.ID
 	score int
+	tie   uint32
 }
 
 // byScore returns the ids of the n best of list (n < 0: all), best first,
-// ties broken by peer ID so that every run orders them alike.
+// equal scores by tie, then by peer ID so that every run orders them alike.
 func byScore(list []scored, n int) []peer.ID {
 	sort.Slice(list, func(i, j int) bool {
 		if list[i].score != list[j].score {
 			return list[i].score < list[j].score
+		}
+		if list[i].tie != list[j].tie {
+			return list[i].tie < list[j].tie
 		}
 		return list[i].id < list[j].id
 	})
@@ -137,6 +142,7 @@ func byScore(list []scored, n int) []peer.ID {
 // other home stripes are the fallback.
 func (f *feed) pick(now time.Time) (peer.ID, bool) {
 	st := f.st
+	self := st.svc.h.ID()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var list []scored
@@ -188,7 +194,10 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 			// a dial to a dead address costs the dial timeout.
 			score += 16
 		}
-		list = append(list, scored{id, score})
+		// Among equals, an order of our own: a flash crowd that probed the
+		// same peers would otherwise all ask the same one, and all but the
+		// first few be refused.
+		list = append(list, scored{id, score, pairHash(self, id)})
 	}
 	if best := byScore(list, 1); len(best) > 0 {
 		return best[0], true

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hivecast/hivecast/protocol/live"
+	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -82,7 +83,8 @@ func TestSourceLeftAlone(t *testing.T) {
 		return false
 	}
 
-	// Before the info, the source is a peer like any other: the best.
+	// Before the info and any probe answer, the source is a peer like any
+	// other: the best.
 	setDepths(4, 4, 4, 4)
 	if got := picks(); slices.Index(got, src) < 0 {
 		t.Fatalf("before the stream info, no stripe picked the source with room: %v", got)
@@ -90,6 +92,31 @@ func TestSourceLeftAlone(t *testing.T) {
 	if !slices.Contains(st.unknown(8), src) {
 		t.Fatal("before the stream info, the source is not probed")
 	}
+
+	// A probe answer names the source (the head of a whole path, or the
+	// answerer at depth 0): left alone from then on.
+	path := &pb.LiveStatus{Depth: 2, Ancestors: [][]byte{[]byte(src), []byte(others[0])}}
+	if got := sourceOf(others[1], path); got != src {
+		t.Errorf("source named by a whole path = %q, want %s", got, src)
+	}
+	if got := sourceOf(src, &pb.LiveStatus{Depth: 0}); got != src {
+		t.Errorf("source named by a depth 0 answer = %q, want %s", got, src)
+	}
+	if got := sourceOf(others[1], &pb.LiveStatus{Depth: 70, Ancestors: path.Ancestors}); got != "" {
+		t.Errorf("a cut path named %q as the source, want none", got)
+	}
+	st.mu.Lock()
+	st.srcHint = sourceOf(others[1], path)
+	st.mu.Unlock()
+	if got := picks(); slices.Contains(got, src) {
+		t.Errorf("a viewer at depth 4 that was told who the source is picked it: %v", got)
+	}
+	if slices.Contains(st.unknown(8), src) {
+		t.Error("a viewer at depth 4 that was told who the source is probes it")
+	}
+	st.mu.Lock()
+	st.srcHint = ""
+	st.mu.Unlock()
 
 	v, err := live.NewVerifier(st.id, signer.Info(0, 50))
 	if err != nil {

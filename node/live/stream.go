@@ -47,7 +47,10 @@ type Stream struct {
 	cands     map[peer.ID]*candidate
 	// srcID is the source's peer ID (viewers), known once the stream's
 	// info has verified: its key signs the chunks and names the stream.
-	srcID peer.ID
+	// Before that, srcHint is the source as probe answers name it (the
+	// first of their ancestors): unverified, but a lie only makes us
+	// leave one peer alone.
+	srcID, srcHint peer.ID
 	// probes holds the probes under way, each closed when it is done: a
 	// probe another stripe wants too is waited for, not sent twice.
 	probes map[peer.ID]chan struct{}

@@ -272,7 +272,7 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	st.mu.Lock()
 	var ids []peer.ID
 	for _, f := range st.feeds {
-		if f.parent != "" && f.parent != st.srcID { // the source stays out of discovery
+		if f.parent != "" && f.parent != st.srcID && f.parent != st.srcHint { // the source stays out of discovery
 			ids = append(ids, f.parent)
 		}
 	}
@@ -284,7 +284,7 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	ids = append(ids, kids...)
 	var cands []peer.ID
 	for p, c := range st.cands {
-		if c.fails == 0 && p != st.srcID {
+		if c.fails == 0 && p != st.srcID && p != st.srcHint {
 			cands = append(cands, p)
 		}
 	}
@@ -463,6 +463,13 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 				}
 				c.probedAt = st.svc.cfg.Now()
 			}
+			// Who the source is, until the info tells for sure: a peer at
+			// depth 0, or the head of a full path (joiners probe before
+			// they have the info; a thousand of them probing the source
+			// took its uplink).
+			if st.srcHint == "" {
+				st.srcHint = sourceOf(p, x.Status)
+			}
 			st.mu.Unlock()
 		case *pb.LiveMessage_Redirect:
 			st.addRedirect(x.Redirect)
@@ -526,11 +533,30 @@ func recentlyFullLocked(c *candidate, now time.Time) bool {
 // candidate. The source's children's children bound who contacts it,
 // whatever the size of the audience.
 
+// sourceOf returns the source as peer p's status names it: p itself at
+// depth 0, else the head of its path if the path is whole; "" if it does
+// not tell.
+func sourceOf(p peer.ID, s *pb.LiveStatus) peer.ID {
+	if s.Depth == 0 {
+		return p
+	}
+	if n := len(s.Ancestors); n > 0 && n == int(s.Depth) {
+		if id, err := peer.IDFromBytes(s.Ancestors[0]); err == nil {
+			return id
+		}
+	}
+	return ""
+}
+
 // leaveSourceLocked reports whether id is the source and this viewer
 // should leave it alone for stripe f (nil: for every stripe, as a probe
 // is).
 func (st *Stream) leaveSourceLocked(id peer.ID, f *feed) bool {
-	if st.srcID == "" || id != st.srcID || len(st.cands) <= 1 {
+	src := st.srcID
+	if src == "" {
+		src = st.srcHint
+	}
+	if src == "" || id != src || len(st.cands) <= 1 {
 		return false
 	}
 	near := func(f *feed) bool { return f.depth == 1 || f.depth == 2 }
@@ -557,7 +583,7 @@ func (st *Stream) unknown(n int) []peer.ID {
 			if d < 0 {
 				d = 32
 			}
-			list = append(list, scored{id, d<<16 | int(pairHash(self, id)&0xffff)})
+			list = append(list, scored{id, d, pairHash(self, id)})
 		}
 	}
 	st.mu.Unlock()
@@ -656,6 +682,7 @@ const (
 // out (a standby known to be full is no standby).
 func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 	now := st.svc.cfg.Now()
+	self := st.svc.h.ID()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var list []scored
@@ -679,7 +706,9 @@ func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 		if f.orphanedLocked(c) {
 			sc += 256
 		}
-		list = append(list, scored{id, sc})
+		// Siblings that lost the same parent rank the same standbys:
+		// each in an order of its own among equals (pairHash).
+		list = append(list, scored{id, sc, pairHash(self, id)})
 	}
 	ids := byScore(list, n)
 	if skipFull {
