@@ -48,6 +48,9 @@ type feed struct {
 	// until the stripe has a parent again, candidates fed through it are
 	// orphans too, and tried last.
 	lost peer.ID
+	// seeking: since when the stripe has had no parent (zero while it has
+	// one); one seeking for sourceAfter may ask the source.
+	seeking time.Time
 }
 
 // orphanedLocked reports whether candidate c was, when last probed, fed
@@ -215,6 +218,9 @@ func (f *feed) run() {
 	for st.ctx.Err() == nil {
 		st.mu.Lock()
 		ended, attached := st.ended, f.parent != ""
+		if !attached && f.seeking.IsZero() {
+			f.seeking = st.svc.cfg.Now()
+		}
 		st.mu.Unlock()
 		if ended {
 			return
@@ -529,6 +535,7 @@ func (f *feed) subscribe(p peer.ID) error {
 				f.everParent = true
 				f.parent = p
 			}
+			f.seeking = time.Time{}
 			f.depth = int(x.Status.Depth) + 1
 			f.ancestors = f.ancestors[:0]
 			for _, a := range x.Status.Ancestors {

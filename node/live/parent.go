@@ -310,23 +310,55 @@ type childKey struct {
 // subscription to set, or nil: p must be asking for its home stripe, and the
 // victim be a child of a single stripe that is not its own home stripe
 // (one of set's stripe first).
+//
+// At the source, the children are the roots of the stripes' trees: the only
+// child of a stripe is never pushed down (every peer of that stripe hangs
+// from it), and a request for a stripe that has no child here (its root
+// left or vanished) takes the slot of a child of a stripe with two or more,
+// whatever the requester's home stripe, so that no stripe stays without a
+// tree while viewers leave the source alone.
 func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
-	if set.K <= 1 || set.Count() != 1 || live.Home([]byte(p), int(set.K)) != set.First() {
+	if set.K <= 1 || set.Count() != 1 {
+		return nil
+	}
+	rootless := st.source && st.takersLocked(set) == 0
+	if !rootless && live.Home([]byte(p), int(set.K)) != set.First() {
 		return nil
 	}
 	var best *childKey
-	bestSame := false
+	bestSame, bestPush := false, false
 	for key, k := range st.children {
-		if !k.pushable() {
+		push := k.pushable()
+		single := k.set.K == set.K && k.set.Count() == 1
+		if !push && !(rootless && single) {
 			continue
 		}
+		if st.source && st.takersLocked(k.set) <= 1 {
+			continue // a stripe's only root
+		}
 		same := k.set.K == set.K && k.set.Mask == set.Mask
-		if best == nil || (same && !bestSame) || (same == bestSame && key.id < best.id) {
+		better := best == nil ||
+			(push && !bestPush) ||
+			(push == bestPush && same && !bestSame) ||
+			(push == bestPush && same == bestSame && key.id < best.id)
+		if better {
 			key := key
-			best, bestSame = &key, same
+			best, bestSame, bestPush = &key, same, push
 		}
 	}
 	return best
+}
+
+// takersLocked counts the children taking the first stripe of set (a child
+// of the whole stream takes every stripe).
+func (st *Stream) takersLocked(set live.Stripes) int {
+	n := 0
+	for _, k := range st.children {
+		if k.set.K <= 1 || (k.set.K == set.K && k.set.Mask&(1<<set.First()) != 0) {
+			n++
+		}
+	}
+	return n
 }
 
 // pushable reports whether a peer asking for its own home stripe may take
@@ -340,7 +372,7 @@ func (k *child) pushable() bool {
 func (st *Stream) pushableLocked() int {
 	n := 0
 	for _, k := range st.children {
-		if k.pushable() {
+		if k.pushable() && !(st.source && st.takersLocked(k.set) <= 1) {
 			n++
 		}
 	}

@@ -165,6 +165,25 @@ func TestSourceLeftAlone(t *testing.T) {
 		t.Error("peer exchange hands out the source")
 	}
 
+	// A stripe that has sought a parent for sourceAfter may ask the source
+	// (its tree may have lost its root); one that just lost its parent not
+	// yet.
+	setDepths(4, 4, 4, 4)
+	st.mu.Lock()
+	st.feeds[2].seeking = time.Now().Add(-sourceAfter - time.Second)
+	st.feeds[3].seeking = time.Now().Add(-sourceAfter / 2)
+	st.mu.Unlock()
+	got = picks()
+	if got[2] != src {
+		t.Errorf("stripe 2, without a parent for %v, picked %s, want the source", sourceAfter+time.Second, got[2])
+	}
+	if got[3] == src {
+		t.Errorf("stripe 3, without a parent for %v only, picked the source", sourceAfter/2)
+	}
+	st.mu.Lock()
+	st.feeds[2].seeking, st.feeds[3].seeking = time.Time{}, time.Time{}
+	st.mu.Unlock()
+
 	// Nobody else known: the source it is.
 	st.mu.Lock()
 	for _, p := range others {
@@ -174,5 +193,56 @@ func TestSourceLeftAlone(t *testing.T) {
 	setDepths(4, 4, 4, 4)
 	if got := picks(); got[0] != src {
 		t.Errorf("with no other candidate, stripe 0 picked %q, want the source", got[0])
+	}
+}
+
+// At the source, the children are the roots of the stripes' trees: the only
+// child of a stripe is never pushed down, and a request for a stripe with no
+// child takes the slot of a child of a stripe that has two.
+func TestSourceKeepsRoots(t *testing.T) {
+	const k = 4
+	svc := &Service{ctx: context.Background(), log: slog.New(slog.DiscardHandler),
+		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
+	st := newStream(svc, cid.Cid{}, true)
+	defer st.cancel()
+	add := func(p peer.ID, stripe int) childKey {
+		set := live.One(stripe, k)
+		key := childKey{id: p, k: set.K, mask: set.Mask}
+		st.children[key] = &child{id: p, set: set, home: live.Home([]byte(p), k)}
+		return key
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Stripe 1's only root and stripe 2's two children all take a stripe
+	// that is not their home: pushable, by the viewers' rule.
+	root1 := add(peerWithHome(t, 0, k), 1)
+	a2 := add(peerWithHome(t, 0, k), 2)
+	b2 := add(peerWithHome(t, 3, k), 2)
+	home0 := peerWithHome(t, 0, k)
+
+	// A peer asking for its home stripe 0 (which has no child either: it is
+	// rootless) takes a slot of stripe 2, never stripe 1's only one.
+	v := st.evictableLocked(home0, live.One(0, k))
+	if v == nil || (*v != a2 && *v != b2) {
+		t.Fatalf("evicted %v for a rootless stripe, want a child of stripe 2 (%v or %v)", v, a2, b2)
+	}
+	if got := st.pushableLocked(); got != 2 {
+		t.Errorf("source status pushable = %d, want 2 (stripe 1's root does not count)", got)
+	}
+
+	// A peer of another home asking for rootless stripe 3 gets a slot too.
+	if v := st.evictableLocked(peerWithHome(t, 1, k), live.One(3, k)); v == nil || *v == root1 {
+		t.Errorf("a request for rootless stripe 3 evicted %v, want a child of stripe 2", v)
+	}
+
+	// Stripe 2 down to one child: nothing is evictable any more.
+	delete(st.children, a2)
+	if v := st.evictableLocked(home0, live.One(0, k)); v != nil {
+		t.Errorf("evicted %v, the only root of its stripe", v)
+	}
+	// A viewer parent (not the source) pushes down as before.
+	st.source = false
+	if v := st.evictableLocked(home0, live.One(0, k)); v == nil {
+		t.Error("a viewer parent refused to push down a child off its home stripe")
 	}
 }

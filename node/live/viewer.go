@@ -529,8 +529,9 @@ func recentlyFullLocked(c *candidate, now time.Time) bool {
 // (srcID, from the verified stream info), it probes it, asks it for a slot
 // and hands it out in peer exchange only in stripes where the source is
 // its parent or its parent's parent (a slot freed at the source goes to a
-// grandchild, by failover or by moving up), or when it knows no other
-// candidate. The source's children's children bound who contacts it,
+// grandchild, by failover or by moving up), in a stripe that has found no
+// parent for sourceAfter (its tree may have lost its root), or when it
+// knows no other candidate. The source's children's children bound who contacts it,
 // whatever the size of the audience.
 
 // sourceOf returns the source as peer p's status names it: p itself at
@@ -548,6 +549,10 @@ func sourceOf(p peer.ID, s *pb.LiveStatus) peer.ID {
 	return ""
 }
 
+// sourceAfter: a stripe without a parent for this long may ask the source
+// (its tree may have lost its root: nobody else can feed it).
+const sourceAfter = 2 * time.Second
+
 // leaveSourceLocked reports whether id is the source and this viewer
 // should leave it alone for stripe f (nil: for every stripe, as a probe
 // is).
@@ -559,7 +564,11 @@ func (st *Stream) leaveSourceLocked(id peer.ID, f *feed) bool {
 	if src == "" || id != src || len(st.cands) <= 1 {
 		return false
 	}
-	near := func(f *feed) bool { return f.depth == 1 || f.depth == 2 }
+	now := st.svc.cfg.Now()
+	near := func(f *feed) bool {
+		return f.depth == 1 || f.depth == 2 ||
+			(f.parent == "" && !f.seeking.IsZero() && now.Sub(f.seeking) >= sourceAfter)
+	}
 	if f != nil {
 		return !near(f)
 	}
