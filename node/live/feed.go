@@ -150,7 +150,7 @@ func (f *feed) pick(now time.Time) (peer.ID, bool) {
 	defer st.mu.Unlock()
 	var list []scored
 	for id, c := range st.cands {
-		if st.isChildLocked(id) || st.leaveSourceLocked(id, f) {
+		if st.isChildLocked(id) || st.skipSourceLocked(id, c, f, now) {
 			continue
 		}
 		backoff := time.Duration(min(c.fails, 5)) * 500 * time.Millisecond

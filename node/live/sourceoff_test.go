@@ -146,6 +146,18 @@ func TestSourceLeftAlone(t *testing.T) {
 		t.Error("peer exchange hands out the source")
 	}
 
+	// Unless it said it has room in a fresh probe answer (a joiner's first
+	// probes went out before it knew the source): then it may be asked.
+	st.mu.Lock()
+	st.cands[src].probedAt = time.Now()
+	st.mu.Unlock()
+	if got := picks(); !slices.Contains(got, src) {
+		t.Errorf("the source said it has room a moment ago, yet no stripe picked it: %v", got)
+	}
+	st.mu.Lock()
+	st.cands[src].probedAt = time.Time{}
+	st.mu.Unlock()
+
 	// A grandchild of the source in stripe 1: the source is its standby
 	// and parent to move up to there, and only there.
 	setDepths(4, 2, 4, 4)

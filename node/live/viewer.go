@@ -549,6 +549,18 @@ func sourceOf(p peer.ID, s *pb.LiveStatus) peer.ID {
 	return ""
 }
 
+// skipSourceLocked reports whether stripe f should not ask candidate c
+// (id) for a slot because it is the source to leave alone: unless c said
+// it has room for f in a probe answer less than 5 s old (a joiner's first
+// probes, sent before it knew who the source is, may have asked it; its
+// room then is as good as anyone's).
+func (st *Stream) skipSourceLocked(id peer.ID, c *candidate, f *feed, now time.Time) bool {
+	if !st.leaveSourceLocked(id, f) {
+		return false
+	}
+	return !(c.fails == 0 && f.roomLocked(c) > 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < 5*time.Second)
+}
+
 // sourceAfter: a stripe without a parent for this long may ask the source
 // (its tree may have lost its root: nobody else can feed it).
 const sourceAfter = 2 * time.Second
@@ -791,8 +803,9 @@ func (st *Stream) optimize() {
 // moveUp switches stripe f to a better parent if one is known; it reports
 // whether it did.
 func (st *Stream) moveUp(f *feed) bool {
+	now := st.svc.cfg.Now()
 	better := func(id peer.ID, c *candidate) bool {
-		if id == f.parent || st.isChildLocked(id) || st.leaveSourceLocked(id, f) || c.depth < 0 || f.roomLocked(c) <= 0 || c.fails != 0 || !f.homeOf(c) {
+		if id == f.parent || st.isChildLocked(id) || st.skipSourceLocked(id, c, f, now) || c.depth < 0 || f.roomLocked(c) <= 0 || c.fails != 0 || !f.homeOf(c) {
 			return false
 		}
 		if pc := st.cands[f.parent]; pc != nil && !f.homeOf(pc) {
