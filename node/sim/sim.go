@@ -524,6 +524,11 @@ func (s *swarm) logConnections() {
 // tally sums the viewers' children counters (live.Stats).
 type tally struct{ out, backlog, subs, evictions, drops, switches, stale uint64 }
 
+func (a tally) plus(b tally) tally {
+	return tally{a.out + b.out, a.backlog + b.backlog, a.subs + b.subs, a.evictions + b.evictions,
+		a.drops + b.drops, a.switches + b.switches, a.stale + b.stale}
+}
+
 func (a tally) minus(b tally) tally {
 	return tally{a.out - b.out, a.backlog - b.backlog, a.subs - b.subs, a.evictions - b.evictions,
 		a.drops - b.drops, a.switches - b.switches, a.stale - b.stale}
@@ -536,6 +541,9 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var prev tally
+	// A member's last counts: one that vanished keeps them in the sums, so
+	// that a second's difference does not go negative.
+	last := map[*member]tally{}
 	var prevSrc live.Stats
 	prevWire, prevPkts := srcM.wireSent(), srcM.packetsSent()
 	prevProto := srcM.bw.snapshot()
@@ -562,18 +570,18 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		var all []viewerStats
 		for _, m := range viewers {
 			st := m.st.Load()
-			if st == nil || m.gone.Load() {
+			if st == nil {
+				continue
+			}
+			if m.gone.Load() {
+				now = now.plus(last[m])
 				continue
 			}
 			x := st.Stats()
 			all = append(all, viewerStats{m.h.ID(), x})
-			now.out += x.BytesOut
-			now.backlog += x.BacklogBytesOut
-			now.subs += x.Subscriptions
-			now.evictions += x.Evictions
-			now.drops += x.ChildDrops
-			now.switches += x.Switches
-			now.stale += x.StaleSkips
+			mine := tally{x.BytesOut, x.BacklogBytesOut, x.Subscriptions, x.Evictions, x.ChildDrops, x.Switches, x.StaleSkips}
+			last[m] = mine
+			now = now.plus(mine)
 			if x.UploadLagMS > lagMax {
 				lagMax, worst = x.UploadLagMS, x
 			}
