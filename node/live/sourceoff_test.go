@@ -177,23 +177,37 @@ func TestSourceLeftAlone(t *testing.T) {
 		t.Error("peer exchange hands out the source")
 	}
 
-	// A stripe that has sought a parent for sourceAfter may ask the source
-	// (its tree may have lost its root); one that just lost its parent not
-	// yet.
+	// A stripe that has sought a parent for sourceAfter, and whose tree's
+	// peers probed meanwhile are all fed through the parent it lost, may
+	// ask the source: its tree lost its root. One whose tree has a live
+	// peer only needs room, and does not.
 	setDepths(4, 4, 4, 4)
+	lost := peerWithHome(t, 2, k)
 	st.mu.Lock()
-	st.feeds[2].seeking = time.Now().Add(-sourceAfter - time.Second)
-	st.feeds[3].seeking = time.Now().Add(-sourceAfter / 2)
+	f2 := st.feeds[2]
+	f2.seeking, f2.lost = time.Now().Add(-sourceAfter-time.Second), lost
+	c2 := st.cands[others[2]]
+	c2.probedAt, c2.path = time.Now(), []peer.ID{src, lost}
 	st.mu.Unlock()
-	got = picks()
-	if got[2] != src {
-		t.Errorf("stripe 2, without a parent for %v, picked %s, want the source", sourceAfter+time.Second, got[2])
-	}
-	if got[3] == src {
-		t.Errorf("stripe 3, without a parent for %v only, picked the source", sourceAfter/2)
+	if got := picks(); got[2] != src {
+		t.Errorf("stripe 2, rootless for %v, picked %s, want the source", sourceAfter+time.Second, got[2])
 	}
 	st.mu.Lock()
-	st.feeds[2].seeking, st.feeds[3].seeking = time.Time{}, time.Time{}
+	c2.path = []peer.ID{src, others[0]} // fed by a live branch
+	st.mu.Unlock()
+	if got := picks(); got[2] == src {
+		t.Error("stripe 2 asked the source while a peer of its tree is fed by a live branch")
+	}
+	st.mu.Lock()
+	c2.path = []peer.ID{src, lost}
+	f2.seeking = time.Now().Add(-sourceAfter / 2)
+	st.mu.Unlock()
+	if got := picks(); got[2] == src {
+		t.Errorf("stripe 2, without a parent for %v only, picked the source", sourceAfter/2)
+	}
+	st.mu.Lock()
+	f2.seeking, f2.lost = time.Time{}, ""
+	c2.probedAt, c2.path = time.Time{}, nil
 	st.mu.Unlock()
 
 	// Nobody else known: the source it is.

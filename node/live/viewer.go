@@ -530,8 +530,9 @@ func recentlyFullLocked(c *candidate, now time.Time) bool {
 // and hands it out in peer exchange only in stripes where the source is
 // its parent or its parent's parent (a slot freed at the source goes to a
 // grandchild, by failover or by moving up), in a stripe that has found no
-// parent for sourceAfter (its tree may have lost its root), or when it
-// knows no other candidate. The source's children's children bound who contacts it,
+// parent for sourceAfter while every peer of its tree it probed meanwhile is
+// starving too (the tree lost its root), or when it knows no other
+// candidate. The source's children's children bound who contacts it,
 // whatever the size of the audience.
 
 // sourceOf returns the source as peer p's status names it: p itself at
@@ -561,9 +562,36 @@ func (st *Stream) skipSourceLocked(id peer.ID, c *candidate, f *feed, now time.T
 	return !(c.fails == 0 && f.roomLocked(c) > 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < 5*time.Second)
 }
 
-// sourceAfter: a stripe without a parent for this long may ask the source
-// (its tree may have lost its root: nobody else can feed it).
+// sourceAfter: a stripe without a parent for this long, whose tree looks
+// rootless, may ask the source.
 const sourceAfter = 2 * time.Second
+
+// rootlessLocked reports whether stripe f looks cut from the source: it has
+// had no parent for sourceAfter, and the candidates of its tree probed since
+// then are all orphans or starving (fed through the parent we lost, or hold
+// nothing newer than we do). A stripe whose tree has a live peer only needs
+// room, which the source has no more of than anyone: in a flash crowd of a
+// thousand, thousands of stripes wait seconds for room, and sending them
+// all to the source took its uplink (docs/benchmarks.md).
+func (st *Stream) rootlessLocked(f *feed, src peer.ID, now time.Time) bool {
+	if f.parent != "" || f.seeking.IsZero() || now.Sub(f.seeking) < sourceAfter {
+		return false
+	}
+	seen := false
+	for id, c := range st.cands {
+		if id == src || c.home != f.idx || c.fails != 0 || !c.probedAt.After(f.seeking) {
+			continue
+		}
+		if c.depth < 1 || c.depth > live.MaxAncestors {
+			continue // not attached itself
+		}
+		if !f.orphanedLocked(c) {
+			return false // a live tree: room is the problem, not the root
+		}
+		seen = true
+	}
+	return seen
+}
 
 // leaveSourceLocked reports whether id is the source and this viewer
 // should leave it alone for stripe f (nil: for every stripe, as a probe
@@ -578,8 +606,7 @@ func (st *Stream) leaveSourceLocked(id peer.ID, f *feed) bool {
 	}
 	now := st.svc.cfg.Now()
 	near := func(f *feed) bool {
-		return f.depth == 1 || f.depth == 2 ||
-			(f.parent == "" && !f.seeking.IsZero() && now.Sub(f.seeking) >= sourceAfter)
+		return f.depth == 1 || f.depth == 2 || st.rootlessLocked(f, src, now)
 	}
 	if f != nil {
 		return !near(f)
