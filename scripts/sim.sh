@@ -14,13 +14,17 @@
 #   is 200; 0, the default here: no bound)
 #   -hint (viewers get the source as a first candidate)  -source-dht-client (the source
 #   answers no DHT queries)  -join-over 4s  -warmup 4s  -measure 10s
+#   -online DUR (a viewer's node starts DUR before it watches, as a running daemon;
+#   default 0: a cold start)  -media FILE -media-bitrate B (another clip to loop, e.g.
+#   testdata/gop500ms.ts, bit rate 761100: a keyframe every 0.5 s)
 #   -vanish SHARE  -leave SHARE  -chunk DUR (50ms)  -jitter-latency DUR (500ms)
 #   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
 #   -stripes K (1; 4: experimental striping, docs/benchmarks.md)  -chunk-bytes N (65424; 8084 with stripes)
 #   -verbose (a swarm line per virtual second: uplink lag, chunk bytes sent,
 #   backlog, subscriptions, evictions, stale skips, playout and stripe delays; the source's
 #   peers, probes and refusals, offered wire rate and stream bytes per protocol;
-#   the startup steps; two lines per viewer below 0.99 continuity)
+#   the startup steps and the five slowest starts; two lines per viewer below 0.99
+#   continuity)
 #   -trace FILE (every node's debug log)  -heap FILE (a heap profile at the end
 #   of the measured span); relative paths are taken from node/sim
 #   -count-dials (the dials to unconnected peers per virtual second and calling
