@@ -25,14 +25,20 @@ func peerWithHome(t *testing.T, i, k int) peer.ID {
 	return ""
 }
 
+// hostlessStream is a stream of k stripes on a service without a host:
+// enough for the decisions that look only at the stream's own state.
+func hostlessStream(k int, source bool) *Stream {
+	svc := &Service{ctx: context.Background(), log: slog.New(slog.DiscardHandler),
+		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
+	return newStream(svc, cid.Cid{}, source)
+}
+
 // A parent's status counts the children a peer asking for its own home
 // stripe could push down: those taking one stripe that is not their home.
 // A viewer counts them as room only for its own home stripe.
 func TestPushableRoom(t *testing.T) {
 	const k = 4
-	svc := &Service{ctx: context.Background(), log: slog.New(slog.DiscardHandler),
-		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
-	st := newStream(svc, cid.Cid{}, false)
+	st := hostlessStream(k, false)
 	defer st.cancel()
 
 	leaf := peerWithHome(t, 1, k)     // takes stripe 2 here: pushable

@@ -227,9 +227,7 @@ func TestSourceLeftAlone(t *testing.T) {
 // child takes the slot of a child of a stripe that has two.
 func TestSourceKeepsRoots(t *testing.T) {
 	const k = 4
-	svc := &Service{ctx: context.Background(), log: slog.New(slog.DiscardHandler),
-		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
-	st := newStream(svc, cid.Cid{}, true)
+	st := hostlessStream(k, true)
 	defer st.cancel()
 	add := func(p peer.ID, stripe int) childKey {
 		set := live.One(stripe, k)
