@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -321,7 +322,11 @@ func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
 	if set.K <= 1 || set.Count() != 1 {
 		return nil
 	}
-	rootless := st.source && st.takersLocked(set) == 0
+	var t takers
+	if st.source {
+		t = st.takersLocked()
+	}
+	rootless := st.source && t.of(set) == 0
 	if !rootless && live.Home([]byte(p), int(set.K)) != set.First() {
 		return nil
 	}
@@ -333,7 +338,7 @@ func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
 		if !push && !(rootless && single) {
 			continue
 		}
-		if st.source && st.takersLocked(k.set) <= 1 {
+		if st.source && t.of(k.set) <= 1 {
 			continue // a stripe's only root
 		}
 		same := k.set.K == set.K && k.set.Mask == set.Mask
@@ -349,16 +354,31 @@ func (st *Stream) evictableLocked(p peer.ID, set live.Stripes) *childKey {
 	return best
 }
 
-// takersLocked counts the children taking the first stripe of set (a child
-// of the whole stream takes every stripe).
-func (st *Stream) takersLocked(set live.Stripes) int {
-	n := 0
+// takers counts the children taking each stripe: those of the whole
+// stream take every stripe, the others by (K, stripe index).
+type takers struct {
+	whole int
+	by    map[[2]uint32]int
+}
+
+// of counts the children taking the first stripe of set.
+func (t takers) of(set live.Stripes) int {
+	return t.whole + t.by[[2]uint32{set.K, uint32(set.First())}]
+}
+
+// takersLocked counts, once per decision, the children taking each stripe.
+func (st *Stream) takersLocked() takers {
+	t := takers{by: map[[2]uint32]int{}}
 	for _, k := range st.children {
-		if k.set.K <= 1 || (k.set.K == set.K && k.set.Mask&(1<<set.First()) != 0) {
-			n++
+		if k.set.K <= 1 {
+			t.whole++
+			continue
+		}
+		for m := k.set.Mask; m != 0; m &= m - 1 {
+			t.by[[2]uint32{k.set.K, uint32(bits.TrailingZeros32(m))}]++
 		}
 	}
-	return n
+	return t
 }
 
 // pushable reports whether a peer asking for its own home stripe may take
@@ -370,9 +390,13 @@ func (k *child) pushable() bool {
 // pushableLocked counts the children a peer asking for its own home stripe
 // could push down (LiveStatus.pushable).
 func (st *Stream) pushableLocked() int {
+	var t takers
+	if st.source {
+		t = st.takersLocked() // its only root of a stripe is not pushable
+	}
 	n := 0
 	for _, k := range st.children {
-		if k.pushable() && !(st.source && st.takersLocked(k.set) <= 1) {
+		if k.pushable() && !(st.source && t.of(k.set) <= 1) {
 			n++
 		}
 	}

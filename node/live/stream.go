@@ -184,8 +184,6 @@ func (s *Stream) setInfo(info *pb.StreamInfo, v *live.Verifier) {
 				s.srcID = id
 			}
 		}
-	}
-	if !s.source {
 		s.svc.log.Debug("stream info", "stream", s.id.String(), "after", s.infoAt.Sub(s.startedAt))
 	}
 	close(s.infoReady)

@@ -271,8 +271,9 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	}
 	st.mu.Lock()
 	var ids []peer.ID
+	src := st.sourceLocked() // the source stays out of discovery
 	for _, f := range st.feeds {
-		if f.parent != "" && f.parent != st.srcID && f.parent != st.srcHint { // the source stays out of discovery
+		if f.parent != "" && f.parent != src {
 			ids = append(ids, f.parent)
 		}
 	}
@@ -284,7 +285,7 @@ func (s *Service) PexPeers(id cid.Cid, max int) []*pb.PeerRecord {
 	ids = append(ids, kids...)
 	var cands []peer.ID
 	for p, c := range st.cands {
-		if c.fails == 0 && p != st.srcID && p != st.srcHint {
+		if c.fails == 0 && p != src {
 			cands = append(cands, p)
 		}
 	}
@@ -550,16 +551,29 @@ func sourceOf(p peer.ID, s *pb.LiveStatus) peer.ID {
 	return ""
 }
 
+// probeFresh: a probe answer younger than this is taken as the peer's
+// state now; older, the peer is probed again before it counts.
+const probeFresh = 5 * time.Second
+
+// sourceLocked returns the source's peer ID as far as this viewer knows:
+// from the verified info, else as probe answers named it, else "".
+func (st *Stream) sourceLocked() peer.ID {
+	if st.srcID != "" {
+		return st.srcID
+	}
+	return st.srcHint
+}
+
 // skipSourceLocked reports whether stripe f should not ask candidate c
 // (id) for a slot because it is the source to leave alone: unless c said
-// it has room for f in a probe answer less than 5 s old (a joiner's first
+// it has room for f in a probe answer younger than probeFresh (a joiner's first
 // probes, sent before it knew who the source is, may have asked it; its
 // room then is as good as anyone's).
 func (st *Stream) skipSourceLocked(id peer.ID, c *candidate, f *feed, now time.Time) bool {
 	if !st.leaveSourceLocked(id, f) {
 		return false
 	}
-	return !(c.fails == 0 && f.roomLocked(c) > 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < 5*time.Second)
+	return !(c.fails == 0 && f.roomLocked(c) > 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < probeFresh)
 }
 
 // sourceAfter: a stripe without a parent for this long, whose tree looks
@@ -597,10 +611,7 @@ func (st *Stream) rootlessLocked(f *feed, src peer.ID, now time.Time) bool {
 // should leave it alone for stripe f (nil: for every stripe, as a probe
 // is).
 func (st *Stream) leaveSourceLocked(id peer.ID, f *feed) bool {
-	src := st.srcID
-	if src == "" {
-		src = st.srcHint
-	}
+	src := st.sourceLocked()
 	if src == "" || id != src || len(st.cands) <= 1 {
 		return false
 	}
@@ -626,7 +637,7 @@ func (st *Stream) unknown(n int) []peer.ID {
 	st.mu.Lock()
 	var list []scored
 	for id, c := range st.cands {
-		if now.Sub(c.probedAt) > 5*time.Second && !recentlyFullLocked(c, now) && !st.leaveSourceLocked(id, nil) {
+		if now.Sub(c.probedAt) > probeFresh && !recentlyFullLocked(c, now) && !st.leaveSourceLocked(id, nil) {
 			d := c.depth
 			if d < 0 {
 				d = 32

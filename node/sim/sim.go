@@ -1060,44 +1060,41 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	if due > 0 {
 		res.Continuity = float64(got) / float64(due)
 	}
-	// Where the startup goes (p50 of each step, from Watch).
+	// Where the startup goes (p50 of each step, from Watch), and with
+	// -verbose the slowest starts, step by step: when the viewer watched,
+	// the stream info, the first chunk, the first chunk played, and how old
+	// that chunk was then (how far behind live its parents were).
+	type start struct {
+		idx                         int
+		at, info, first, play, late time.Duration
+	}
 	var infos, firsts []time.Duration
+	var starts []start
 	for _, m := range viewers {
-		if st := m.st.Load(); st != nil {
-			x := st.Stats()
-			infos = append(infos, time.Duration(x.InfoMS*1e6))
-			firsts = append(firsts, time.Duration(x.FirstChunkMS*1e6))
+		st := m.st.Load()
+		if st == nil {
+			continue
+		}
+		x := st.Stats()
+		v := start{idx: m.idx, info: time.Duration(x.InfoMS * 1e6), first: time.Duration(x.FirstChunkMS * 1e6)}
+		infos, firsts = append(infos, v.info), append(firsts, v.first)
+		m.rec.mu.Lock()
+		w, f := m.rec.watchAt, m.rec.first
+		if len(m.rec.recs) > 0 {
+			v.late = m.rec.recs[0].at.Sub(m.rec.recs[0].capture)
+		}
+		m.rec.mu.Unlock()
+		if !f.IsZero() {
+			v.at, v.play = w.Sub(t0), f.Sub(w)
+			starts = append(starts, v)
 		}
 	}
 	slices.Sort(infos)
 	slices.Sort(firsts)
 	s.cfg.Logf("startup steps (p50/p95): info %v/%v, first chunk %v/%v", quantile(infos, 0.5), quantile(infos, 0.95), quantile(firsts, 0.5), quantile(firsts, 0.95))
 	if s.cfg.Verbose {
-		// The slowest starts, step by step: when the viewer watched, the
-		// stream info, the first chunk, the first chunk played, and how old
-		// that chunk was then (how far behind live its parents were).
-		type slow struct {
-			idx                         int
-			at, info, first, play, late time.Duration
-		}
-		var list []slow
-		for _, m := range viewers {
-			st := m.st.Load()
-			m.rec.mu.Lock()
-			w, f := m.rec.watchAt, m.rec.first
-			var late time.Duration
-			if len(m.rec.recs) > 0 {
-				late = m.rec.recs[0].at.Sub(m.rec.recs[0].capture)
-			}
-			m.rec.mu.Unlock()
-			if st == nil || f.IsZero() {
-				continue
-			}
-			x := st.Stats()
-			list = append(list, slow{m.idx, w.Sub(t0), time.Duration(x.InfoMS * 1e6), time.Duration(x.FirstChunkMS * 1e6), f.Sub(w), late})
-		}
-		sort.Slice(list, func(i, j int) bool { return list[i].play > list[j].play })
-		for _, v := range list[:min(5, len(list))] {
+		sort.Slice(starts, func(i, j int) bool { return starts[i].play > starts[j].play })
+		for _, v := range starts[:min(5, len(starts))] {
 			s.cfg.Logf("slow start: viewer %d watched at t=%v: info %v, first chunk %v, played %v, its first played chunk captured %v before",
 				v.idx, v.at.Round(time.Millisecond), v.info.Round(time.Millisecond), v.first.Round(time.Millisecond), v.play.Round(time.Millisecond), v.late.Round(time.Millisecond))
 		}
