@@ -16,11 +16,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Once a viewer knows the source from the verified stream info, it leaves
-// it alone (no probe, no subscription, no peer exchange) unless the source
-// is its parent or its parent's parent in that stripe, or it knows no one
-// else: what contacts the source is bounded by its children's children,
-// not by the audience.
+// Once a viewer knows the source (from a probe answer, then the verified
+// stream info), it leaves it alone (no probe, no subscription, no peer
+// exchange) unless the source is its parent or its parent's parent in that
+// stripe, said it has room a moment ago, the stripe's tree looks rootless,
+// or it knows no one else: what contacts the source is bounded by its
+// children's children, not by the audience.
 func TestSourceLeftAlone(t *testing.T) {
 	const k = 4
 	h, err := libp2p.New(libp2p.NoListenAddrs)
