@@ -40,7 +40,8 @@ type JitterConfig struct {
 	// (a join's backlog, the repair after a parent switch) ends with chunks
 	// that came at the path's own pace, so it does not hold the schedule
 	// back, while a path that got slower (a deeper parent) moves the
-	// schedule later within the window. Chunks come over Paths interleaved
+	// schedule later at its first late chunk (the path's usual delay then
+	// restarts from that arrival). Chunks come over Paths interleaved
 	// paths (chunk seq over path seq % Paths: a striped stream's substreams,
 	// each from its own parent); the slowest path sets the schedule, so
 	// that a stripe deeper in its tree than the one the viewer anchored on
@@ -208,6 +209,32 @@ func (j *Jitter) observe(c *Chunk, now time.Time) {
 	}
 	q = append(q, arrival{now, d})
 	j.fast[p] = q
+	j.reschedule(now)
+}
+
+// observeLate records chunk c, which came after its playout time: its path
+// is slower now than its fastest arrival of the window says (a parent
+// switch to a deeper parent, a parent's uplink filling up). The path's
+// usual delay restarts from this arrival, so the schedule moves later at
+// once rather than when the faster arrivals leave the window (until
+// 2026-12-02 that cost every chunk of the path for up to AdaptWindow after
+// such a switch). A one-off late chunk moves it back at the next faster
+// arrival of the path.
+func (j *Jitter) observeLate(c *Chunk, now time.Time) {
+	if !j.anchored || !j.cfg.Adaptive {
+		return
+	}
+	if j.fast == nil {
+		j.fast = make([][]arrival, j.cfg.Paths)
+	}
+	p := int(c.Seq % uint64(j.cfg.Paths))
+	j.fast[p] = append(j.fast[p][:0], arrival{now, now.Sub(c.Capture)})
+	j.reschedule(now)
+}
+
+// reschedule moves the schedule to TargetLatency after the slowest path's
+// usual delay.
+func (j *Jitter) reschedule(now time.Time) {
 	// The slowest path's usual delay, over the paths heard from lately.
 	var slowest time.Duration
 	heard := false
@@ -266,7 +293,7 @@ func (j *Jitter) Push(c Chunk, now time.Time) PushResult {
 			j.st.Late++
 			// Too late for this one, but its path is that slow: the
 			// chunks after it get the time it needed.
-			j.observe(&c, now)
+			j.observeLate(&c, now)
 			return Late
 		case 2:
 			j.st.Duplicates++
@@ -291,6 +318,7 @@ func (j *Jitter) Push(c Chunk, now time.Time) PushResult {
 	if j.anchored && now.After(j.playout(&c)) {
 		j.lateAhead[c.Seq] = struct{}{}
 		j.st.Late++
+		j.observeLate(&c, now)
 		return Late
 	}
 	j.pending = slices.Insert(j.pending, i, c)

@@ -467,7 +467,9 @@ func TestJitterAdaptiveCatchesUp(t *testing.T) {
 }
 
 // One path that gets 200 ms slower (a parent switch to a deeper parent):
-// the schedule moves later within the window, and the losses stop.
+// the schedule moves later at its first late chunk, and the losses stop
+// there (until 2026-12-02 they went on until the fast arrivals left the
+// window: 16 chunks here).
 func TestJitterAdaptiveFollowsSlowerPath(t *testing.T) {
 	j := NewJitter(JitterConfig{TargetLatency: 100 * time.Millisecond, Adaptive: true, AdaptWindow: time.Second})
 	t0 := time.Unix(1000, 0)
@@ -491,8 +493,8 @@ func TestJitterAdaptiveFollowsSlowerPath(t *testing.T) {
 		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s%20 == 0, Data: []byte{1}}, at)
 	}
 	st := j.Stats()
-	// Lost: the chunks due while the fast samples were still in the window.
-	if st.Missed > 25 {
+	// Lost: the first slow chunk.
+	if st.Missed > 1 {
 		t.Fatalf("missed %d: the schedule did not follow the slower path", st.Missed)
 	}
 	for _, d := range delays[len(delays)-20:] {
