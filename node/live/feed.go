@@ -51,6 +51,17 @@ type feed struct {
 	// seeking: since when the stripe has had no parent (zero while it has
 	// one); one seeking for sourceAfter may ask the source.
 	seeking time.Time
+	// Join steps (Stats): when the stripe's first chunk came, and how many
+	// subscriptions it tried before that (refused, failed or stalled ones
+	// included).
+	firstAt time.Time
+	tries   int
+	// statusAt: the parent's last status (its heartbeat); newAt: when the
+	// stripe's newest chunk last moved on (repair.go's starving).
+	statusAt, newAt time.Time
+	// fast holds the stripe's arrival delays of the last usualWindow, each
+	// faster than those after it: fast[0] is its usual delay (repair.go).
+	fast []delaySample
 }
 
 // orphanedLocked reports whether candidate c was, when last probed, fed
@@ -269,6 +280,11 @@ func (f *feed) run() {
 		} else {
 			st.svc.log.Debug("subscribing", "stream", st.id.String(), "stripe", f.idx, "parent", p.String())
 		}
+		st.mu.Lock()
+		if f.firstAt.IsZero() {
+			f.tries++
+		}
+		st.mu.Unlock()
 		err := f.subscribe(p)
 		st.mu.Lock()
 		if f.parent == p {
@@ -436,6 +452,7 @@ func (f *feed) subscribe(p peer.ID) error {
 		t := time.NewTimer(first)
 		defer t.Stop()
 		lastChunk := cfg.Now()
+		fed := !req.FromLatest
 		for {
 			select {
 			case <-ctx.Done():
@@ -443,12 +460,14 @@ func (f *feed) subscribe(p peer.ID) error {
 				return
 			case isChunk := <-lastMsg:
 				if isChunk {
-					lastChunk = cfg.Now()
+					lastChunk, fed = cfg.Now(), true
 				}
 				st.mu.Lock()
-				// Before our first chunk the parent may be waiting for the next
-				// start point; heartbeats alone keep it then.
-				behind := f.have && f.parentAheadLocked()
+				// Before its first chunk a parent asked for the newest start
+				// point may be waiting for the next one; heartbeats alone
+				// keep it then (we may hold chunks of the stripe already:
+				// repair fetches).
+				behind := fed && f.have && f.parentAheadLocked()
 				st.mu.Unlock()
 				if behind && cfg.Now().Sub(lastChunk) > stallAfter {
 					close(stalled)
@@ -519,7 +538,10 @@ func (f *feed) subscribe(p peer.ID) error {
 				st.ban(p, err)
 				return err
 			}
-			isChunk = st.add(x.Chunk)
+			// A chunk we have (a repair fetch brought it first) still
+			// shows the parent feeding us.
+			st.add(x.Chunk)
+			isChunk = true
 			if st.firstFrom(p) {
 				st.svc.provide(st)
 			}
@@ -536,6 +558,7 @@ func (f *feed) subscribe(p peer.ID) error {
 				f.parent = p
 			}
 			f.seeking = time.Time{}
+			f.statusAt = cfg.Now()
 			f.depth = int(x.Status.Depth) + 1
 			f.ancestors = f.ancestors[:0]
 			for _, a := range x.Status.Ancestors {

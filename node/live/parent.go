@@ -414,6 +414,10 @@ func (st *Stream) isChildLocked(p peer.ID) bool {
 }
 
 func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *pb.LiveRequest) {
+	if len(req.Fetch) > 0 {
+		st.serveFetch(ns, req.Fetch)
+		return
+	}
 	set := live.StripeSet(req.Stripes, req.StripeMask)
 	st.mu.Lock()
 	if req.Probe {

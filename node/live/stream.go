@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
 // Stream is one live stream this node takes part in: as its source, or as a
@@ -73,6 +74,13 @@ type Stream struct {
 	// chunk copies skipped as stale.
 	backlogOut, subsIn, evictions, drops, staleSkips uint64
 	probesIn, refusals                               uint64
+	// Repair fetches (repair.go): chunks asked for and when; fetches
+	// sent and chunks they added; fetches answered, their bytes, and the
+	// limit on them.
+	asked                    map[uint64]asked
+	fetchesOut, repaired     uint64
+	fetchesIn, fetchBytesOut uint64
+	fetchLim                 *rate.Limiter
 
 	dupIn     uint64
 	switches  uint64
@@ -243,7 +251,12 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 		f := s.feeds[c.Seq%uint64(len(s.feeds))]
 		if !f.have || c.Seq > f.latest {
 			f.latest, f.latestCap, f.have = c.Seq, c.CaptureUnixMicros, true
+			f.newAt = now
 		}
+		if f.firstAt.IsZero() {
+			f.firstAt = now
+		}
+		f.noteDelay(now, now.Sub(time.UnixMicro(c.CaptureUnixMicros)))
 		if d := now.Sub(time.UnixMicro(c.CaptureUnixMicros)); f.delay == 0 {
 			f.delay = d
 		} else {
@@ -426,15 +439,19 @@ type Stats struct {
 	// parent found), the first chunk.
 	InfoMS       float64 `json:"info_ms,omitempty"`
 	FirstChunkMS float64 `json:"first_chunk_ms,omitempty"`
-	Stalls       uint64  `json:"stalls"`
-	Delivered    uint64  `json:"delivered"`
-	Missed       uint64  `json:"missed"`
-	Late         uint64  `json:"late"`      // chunks that came after their playout time (counted in Missed)
-	CatchUps     uint64  `json:"catch_ups"` // jumps to the newest start point, far behind live
-	ChunksIn     uint64  `json:"chunks_in"`
-	DupIn        uint64  `json:"dup_in"`
-	BytesIn      uint64  `json:"bytes_in"`
-	BytesOut     uint64  `json:"bytes_out"`
+	// Per stripe: its first chunk (ms from Watch, 0: none yet) and the
+	// subscriptions tried until then.
+	StripeFirstMS []float64 `json:"stripe_first_chunk_ms,omitempty"`
+	StripeTries   []int     `json:"stripe_tries,omitempty"`
+	Stalls        uint64    `json:"stalls"`
+	Delivered     uint64    `json:"delivered"`
+	Missed        uint64    `json:"missed"`
+	Late          uint64    `json:"late"`      // chunks that came after their playout time (counted in Missed)
+	CatchUps      uint64    `json:"catch_ups"` // jumps to the newest start point, far behind live
+	ChunksIn      uint64    `json:"chunks_in"`
+	DupIn         uint64    `json:"dup_in"`
+	BytesIn       uint64    `json:"bytes_in"`
+	BytesOut      uint64    `json:"bytes_out"`
 	// Of BytesOut, sent as new subscriptions' backlogs; subscriptions
 	// taken, children evicted by pushdown, children dropped as too slow.
 	BacklogBytesOut uint64 `json:"backlog_bytes_out"`
@@ -444,12 +461,19 @@ type Stats struct {
 	StaleSkips      uint64 `json:"stale_skips"` // chunk copies not sent: far older than the newest held
 	// Probes answered, and subscriptions refused (no room, not attached,
 	// a loop): what peers looking for a parent cost this node.
-	ProbesIn uint64  `json:"probes_in"`
-	Refusals uint64  `json:"refusals"`
-	RateIn   float64 `json:"down_bps"`
-	RateOut  float64 `json:"up_bps"`
-	Bitrate  uint64  `json:"bitrate_bps"`
-	HTTPPath string  `json:"http_path,omitempty"`
+	ProbesIn uint64 `json:"probes_in"`
+	Refusals uint64 `json:"refusals"`
+	// Repair fetches (striped streams): sent, and the chunks they added
+	// that had not come otherwise; answered, and the bytes sent in them
+	// (also counted in BytesOut).
+	FetchesOut    uint64  `json:"fetches_out"`
+	Repaired      uint64  `json:"repaired"`
+	FetchesIn     uint64  `json:"fetches_in"`
+	FetchBytesOut uint64  `json:"fetch_bytes_out"`
+	RateIn        float64 `json:"down_bps"`
+	RateOut       float64 `json:"up_bps"`
+	Bitrate       uint64  `json:"bitrate_bps"`
+	HTTPPath      string  `json:"http_path,omitempty"`
 }
 
 // Quantile holds delay percentiles in milliseconds.
@@ -480,6 +504,7 @@ func (s *Stream) Stats() Stats {
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		BacklogBytesOut: s.backlogOut, Subscriptions: s.subsIn, Evictions: s.evictions, ChildDrops: s.drops, StaleSkips: s.staleSkips,
 		ProbesIn: s.probesIn, Refusals: s.refusals,
+		FetchesOut: s.fetchesOut, Repaired: s.repaired, FetchesIn: s.fetchesIn, FetchBytesOut: s.fetchBytesOut,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
 	}
 	since := func(t time.Time) float64 {
@@ -513,6 +538,8 @@ func (s *Stream) Stats() Stats {
 		st.Parents = append(st.Parents, p)
 		st.StripeDepth = append(st.StripeDepth, f.depth)
 		st.StripeDelayMS = append(st.StripeDelayMS, ms(f.delay))
+		st.StripeFirstMS = append(st.StripeFirstMS, since(f.firstAt))
+		st.StripeTries = append(st.StripeTries, f.tries)
 	}
 	play := s.play
 	s.mu.Unlock()

@@ -69,6 +69,10 @@ func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*St
 		for _, f := range st.feeds {
 			go f.run()
 		}
+		if st.k > 1 {
+			st.wg.Add(1)
+			go st.repair()
+		}
 		go st.discover()
 		go st.optimize()
 		s.wg.Add(1)

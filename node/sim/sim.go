@@ -522,16 +522,21 @@ func (s *swarm) logConnections() {
 }
 
 // tally sums the viewers' children counters (live.Stats).
-type tally struct{ out, backlog, subs, evictions, drops, switches, stale uint64 }
+type tally struct {
+	out, backlog, subs, evictions, drops, switches, stale uint64
+	fetches, repaired, fetchBytes                         uint64
+}
 
 func (a tally) plus(b tally) tally {
 	return tally{a.out + b.out, a.backlog + b.backlog, a.subs + b.subs, a.evictions + b.evictions,
-		a.drops + b.drops, a.switches + b.switches, a.stale + b.stale}
+		a.drops + b.drops, a.switches + b.switches, a.stale + b.stale,
+		a.fetches + b.fetches, a.repaired + b.repaired, a.fetchBytes + b.fetchBytes}
 }
 
 func (a tally) minus(b tally) tally {
 	return tally{a.out - b.out, a.backlog - b.backlog, a.subs - b.subs, a.evictions - b.evictions,
-		a.drops - b.drops, a.switches - b.switches, a.stale - b.stale}
+		a.drops - b.drops, a.switches - b.switches, a.stale - b.stale,
+		a.fetches - b.fetches, a.repaired - b.repaired, a.fetchBytes - b.fetchBytes}
 }
 
 // logSwarm logs the swarm every virtual second until stop: what the viewers
@@ -579,7 +584,8 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			}
 			x := st.Stats()
 			all = append(all, viewerStats{m.h.ID(), x})
-			mine := tally{x.BytesOut, x.BacklogBytesOut, x.Subscriptions, x.Evictions, x.ChildDrops, x.Switches, x.StaleSkips}
+			mine := tally{x.BytesOut, x.BacklogBytesOut, x.Subscriptions, x.Evictions, x.ChildDrops, x.Switches, x.StaleSkips,
+				x.FetchesOut, x.Repaired, x.FetchBytesOut}
 			last[m] = mine
 			now = now.plus(mine)
 			if x.UploadLagMS > lagMax {
@@ -603,8 +609,8 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		d := now.minus(prev)
 		prev = now
 		at := time.Since(t0).Round(time.Second)
-		s.cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped",
-			at, float64(d.out)/1e3, float64(d.backlog)/1e3, d.subs, d.evictions, d.drops, d.switches, d.stale)
+		s.cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog, %.0f KB/s repair; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped; %d fetches repaired %d chunks",
+			at, float64(d.out)/1e3, float64(d.backlog)/1e3, float64(d.fetchBytes)/1e3, d.subs, d.evictions, d.drops, d.switches, d.stale, d.fetches, d.repaired)
 		ss := src.Stats()
 		wire, pkts := srcM.wireSent(), srcM.packetsSent()
 		s.cfg.Logf("t=%v source: %d peers (%d connections opened, %d closed), %d probes and %d refusals a second, wire %.2f Mbit/s in %d packets",
@@ -1067,6 +1073,7 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	type start struct {
 		idx                         int
 		at, info, first, play, late time.Duration
+		stripes                     string // each stripe's first chunk and tries
 	}
 	var infos, firsts []time.Duration
 	var starts []start
@@ -1077,6 +1084,9 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 		}
 		x := st.Stats()
 		v := start{idx: m.idx, info: time.Duration(x.InfoMS * 1e6), first: time.Duration(x.FirstChunkMS * 1e6)}
+		for i, f := range x.StripeFirstMS {
+			v.stripes += fmt.Sprintf(" %.0fms/%d", f, x.StripeTries[i])
+		}
 		infos, firsts = append(infos, v.info), append(firsts, v.first)
 		m.rec.mu.Lock()
 		w, f := m.rec.watchAt, m.rec.first
@@ -1095,8 +1105,8 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	if s.cfg.Verbose {
 		sort.Slice(starts, func(i, j int) bool { return starts[i].play > starts[j].play })
 		for _, v := range starts[:min(5, len(starts))] {
-			s.cfg.Logf("slow start: viewer %d watched at t=%v: info %v, first chunk %v, played %v, its first played chunk captured %v before",
-				v.idx, v.at.Round(time.Millisecond), v.info.Round(time.Millisecond), v.first.Round(time.Millisecond), v.play.Round(time.Millisecond), v.late.Round(time.Millisecond))
+			s.cfg.Logf("slow start: viewer %d watched at t=%v: info %v, first chunk %v, played %v, its first played chunk captured %v before; stripes' first chunk/tries:%s",
+				v.idx, v.at.Round(time.Millisecond), v.info.Round(time.Millisecond), v.first.Round(time.Millisecond), v.play.Round(time.Millisecond), v.late.Round(time.Millisecond), v.stripes)
 		}
 	}
 	slices.Sort(startups)

@@ -24,6 +24,8 @@ const (
 	MaxAncestors = 64
 	// MaxRedirect bounds Redirect.peers.
 	MaxRedirect = 64
+	// MaxFetch bounds LiveRequest.fetch (the chunks of one repair fetch).
+	MaxFetch = 32
 )
 
 // ErrBadPush wraps every validation failure of a live push message.
@@ -40,6 +42,9 @@ func ValidateRequest(r *pb.LiveRequest) (cid.Cid, error) {
 	}
 	if r.Stripes > MaxStripes {
 		return cid.Undef, fmt.Errorf("%w: %d stripes (max %d)", ErrBadPush, r.Stripes, MaxStripes)
+	}
+	if len(r.Fetch) > MaxFetch {
+		return cid.Undef, fmt.Errorf("%w: fetch of %d chunks (max %d)", ErrBadPush, len(r.Fetch), MaxFetch)
 	}
 	if k := max(r.Stripes, 1); k < 32 && r.StripeMask>>k != 0 {
 		return cid.Undef, fmt.Errorf("%w: stripe mask %#x names stripes beyond %d", ErrBadPush, r.StripeMask, k)

@@ -90,6 +90,25 @@ func TestPushRejects(t *testing.T) {
 	if _, err := ValidateRequest(&pb.LiveRequest{Stream: s.ID().Bytes()}); err != nil {
 		t.Errorf("valid live ID refused: %v", err)
 	}
+	// A repair fetch names at most MaxFetch chunks.
+	if _, err := ValidateRequest(&pb.LiveRequest{Stream: s.ID().Bytes(), Fetch: make([]uint64, MaxFetch)}); err != nil {
+		t.Errorf("fetch of MaxFetch chunks refused: %v", err)
+	}
+	if _, err := ValidateRequest(&pb.LiveRequest{Stream: s.ID().Bytes(), Fetch: make([]uint64, MaxFetch+1)}); !errors.Is(err, ErrBadPush) {
+		t.Errorf("fetch of MaxFetch+1 chunks: err = %v, want ErrBadPush", err)
+	}
+	// The largest fetch fits a request frame.
+	big := make([]uint64, MaxFetch)
+	for i := range big {
+		big[i] = ^uint64(0)
+	}
+	var b bytes.Buffer
+	if err := wire.WriteMsg(&b, &pb.LiveRequest{Stream: s.ID().Bytes(), Fetch: big}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadRequest(wire.NewReader(&b)); err != nil {
+		t.Errorf("largest fetch does not fit a request frame: %v", err)
+	}
 }
 
 func FuzzReadMessage(f *testing.F) {
@@ -129,6 +148,9 @@ func FuzzReadRequest(f *testing.F) {
 	s := pushSigner(f)
 	var b bytes.Buffer
 	_ = wire.WriteMsg(&b, &pb.LiveRequest{Stream: s.ID().Bytes(), FromLatest: true})
+	f.Add(b.Bytes())
+	b.Reset()
+	_ = wire.WriteMsg(&b, &pb.LiveRequest{Stream: s.ID().Bytes(), Fetch: []uint64{7, 8, 1 << 40}})
 	f.Add(b.Bytes())
 	f.Add([]byte{0x80})
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -906,7 +906,8 @@ type LiveRequest struct {
 	// Redirect (its children), then Status OK, and feeds nothing
 	Stripes uint32 `protobuf:"varint,5,opt,name=stripes,proto3" json:"stripes,omitempty"` // K: the stream is cut into K stripes, stripe i being the
 	// chunks with seq % K == i; 0 or 1: one stripe (the whole stream)
-	StripeMask    uint32 `protobuf:"varint,6,opt,name=stripe_mask,json=stripeMask,proto3" json:"stripe_mask,omitempty"` // bit i set: stripe i wanted; 0: every stripe
+	StripeMask    uint32   `protobuf:"varint,6,opt,name=stripe_mask,json=stripeMask,proto3" json:"stripe_mask,omitempty"` // bit i set: stripe i wanted; 0: every stripe
+	Fetch         []uint64 `protobuf:"varint,7,rep,packed,name=fetch,proto3" json:"fetch,omitempty"`                      // a repair fetch, not a subscription: the peer sends the
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,6 +982,13 @@ func (x *LiveRequest) GetStripeMask() uint32 {
 		return x.StripeMask
 	}
 	return 0
+}
+
+func (x *LiveRequest) GetFetch() []uint64 {
+	if x != nil {
+		return x.Fetch
+	}
+	return nil
 }
 
 type LiveMessage struct {
@@ -1372,7 +1380,7 @@ const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
 	"\n" +
 	"PeerRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\fR\x05addrs\"\xb2\x01\n" +
+	"\x05addrs\x18\x02 \x03(\fR\x05addrs\"\xc8\x01\n" +
 	"\vLiveRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\fR\x06stream\x12\x19\n" +
 	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\x12\x1f\n" +
@@ -1381,7 +1389,8 @@ const file_protocol_wire_pb_hivecast_proto_rawDesc = "" +
 	"\x05probe\x18\x04 \x01(\bR\x05probe\x12\x18\n" +
 	"\astripes\x18\x05 \x01(\rR\astripes\x12\x1f\n" +
 	"\vstripe_mask\x18\x06 \x01(\rR\n" +
-	"stripeMask\"\x84\x02\n" +
+	"stripeMask\x12\x14\n" +
+	"\x05fetch\x18\a \x03(\x04R\x05fetch\"\x84\x02\n" +
 	"\vLiveMessage\x12-\n" +
 	"\x04info\x18\x01 \x01(\v2\x17.hivecast.v1.StreamInfoH\x00R\x04info\x12.\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x16.hivecast.v1.LiveChunkH\x00R\x05chunk\x121\n" +
