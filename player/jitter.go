@@ -12,7 +12,10 @@ type Chunk struct {
 	Capture time.Time // source clock when the source read the chunk's first byte
 	Start   bool      // a decoder can start here (PAT/PMT + keyframe)
 	End     bool      // last chunk of the stream
-	Data    []byte    // MPEG-TS packets
+	// Repair: the chunk came by a repair fetch, not its path's usual
+	// delivery; its arrival does not move the Adaptive schedule.
+	Repair bool
+	Data   []byte // MPEG-TS packets
 }
 
 // JitterConfig configures a Jitter buffer. Zero fields take defaults.
@@ -195,7 +198,7 @@ type arrival struct {
 // observe records chunk c's arrival (Adaptive) and moves the schedule so
 // that chunks play TargetLatency after the slowest path's usual delay.
 func (j *Jitter) observe(c *Chunk, now time.Time) {
-	if !j.anchored || !j.cfg.Adaptive {
+	if !j.anchored || !j.cfg.Adaptive || c.Repair {
 		return
 	}
 	if j.fast == nil {
@@ -221,7 +224,7 @@ func (j *Jitter) observe(c *Chunk, now time.Time) {
 // such a switch). A one-off late chunk moves it back at the next faster
 // arrival of the path.
 func (j *Jitter) observeLate(c *Chunk, now time.Time) {
-	if !j.anchored || !j.cfg.Adaptive {
+	if !j.anchored || !j.cfg.Adaptive || c.Repair {
 		return
 	}
 	if j.fast == nil {

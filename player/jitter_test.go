@@ -503,3 +503,43 @@ func TestJitterAdaptiveFollowsSlowerPath(t *testing.T) {
 		}
 	}
 }
+
+// A chunk a repair fetch brought says nothing about its path's usual
+// delivery: late or not, it does not move the schedule (a late one would
+// otherwise hold the whole stream back by the fetch's delay).
+func TestJitterRepairDoesNotMoveSchedule(t *testing.T) {
+	j := NewJitter(JitterConfig{TargetLatency: 100 * time.Millisecond, Adaptive: true, Paths: 2})
+	t0 := time.Unix(1000, 0)
+	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 50 * time.Millisecond) }
+	for s := 0; s < 20; s++ {
+		at := capture(s).Add(20 * time.Millisecond)
+		j.Pop(at)
+		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s == 0, Data: []byte{1}}, at)
+	}
+	before := j.Stats().Playout
+	// Chunk 21 (path 1) is missing; chunk 20 and 22 come, then 21 comes by a
+	// fetch 400 ms after capture, past its playout time.
+	j.Push(Chunk{Seq: 20, Capture: capture(20), Data: []byte{1}}, capture(20).Add(20*time.Millisecond))
+	j.Push(Chunk{Seq: 22, Capture: capture(22), Data: []byte{1}}, capture(22).Add(20*time.Millisecond))
+	j.Pop(capture(22).Add(200 * time.Millisecond))
+	if r := j.Push(Chunk{Seq: 21, Capture: capture(21), Repair: true, Data: []byte{1}}, capture(21).Add(400*time.Millisecond)); r != Late {
+		t.Fatalf("late repaired chunk: %v, want late", r)
+	}
+	if after := j.Stats().Playout; after != before {
+		t.Fatalf("schedule moved from %v to %v on a repaired chunk", before, after)
+	}
+	// The same chunk by its path would have moved it (the rule above).
+	j2 := NewJitter(JitterConfig{TargetLatency: 100 * time.Millisecond, Adaptive: true, Paths: 2})
+	for s := 0; s < 20; s++ {
+		at := capture(s).Add(20 * time.Millisecond)
+		j2.Pop(at)
+		j2.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s == 0, Data: []byte{1}}, at)
+	}
+	j2.Push(Chunk{Seq: 20, Capture: capture(20), Data: []byte{1}}, capture(20).Add(20*time.Millisecond))
+	j2.Push(Chunk{Seq: 22, Capture: capture(22), Data: []byte{1}}, capture(22).Add(20*time.Millisecond))
+	j2.Pop(capture(22).Add(200 * time.Millisecond))
+	j2.Push(Chunk{Seq: 21, Capture: capture(21), Data: []byte{1}}, capture(21).Add(400*time.Millisecond))
+	if after := j2.Stats().Playout; after == before {
+		t.Fatal("test setup: a late chunk of the path itself should move the schedule")
+	}
+}

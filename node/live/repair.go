@@ -174,13 +174,20 @@ func (st *Stream) repairPlanLocked(now time.Time, busy map[peer.ID]bool) []fetch
 		if !starving[q%k] {
 			continue // its parent is on it; a fetch would only duplicate it
 		}
-		d := usual[q%k]
-		if !heard[q%k] {
-			d = slowest // a stripe not flowing (yet)
+		if f.parent != "" && q > f.latest && now.Sub(f.statusAt) < repairSilence {
+			// Its parent is alive but has had nothing newer for a while (it
+			// lost its own feed): q may still come from it, late, once that
+			// parent has failed over; fetch it once it is overdue.
+			d := usual[q%k]
+			if !heard[q%k] {
+				d = slowest
+			}
+			if age < d+repairMargin {
+				continue
+			}
 		}
-		if age < d+repairMargin {
-			continue
-		}
+		// Otherwise (no parent, a silent parent, or a hole the stripe has
+		// moved past) nothing is on its way: fetch it now.
 		a := st.asked[q]
 		if !a.at.IsZero() && now.Sub(a.at) < repairRetry {
 			continue
@@ -298,6 +305,20 @@ func (st *Stream) fetch(p peer.ID, seqs []uint64) {
 		return
 	}
 	_ = ns.CloseWrite()
+	got := 0
+	defer func() {
+		if got == len(seqs) {
+			return
+		}
+		// What p did not have may be asked of the next parent at once.
+		st.mu.Lock()
+		for _, q := range seqs {
+			if a, ok := st.asked[q]; ok && st.getLocked(q) == nil {
+				st.asked[q] = asked{at: a.at.Add(-repairRetry), n: a.n}
+			}
+		}
+		st.mu.Unlock()
+	}()
 	r := wire.NewReader(ns)
 	for range len(seqs) + 1 {
 		m, err := live.ReadMessage(r)
@@ -317,7 +338,8 @@ func (st *Stream) fetch(p peer.ID, seqs []uint64) {
 				st.ban(p, err)
 				return
 			}
-			if st.add(x.Chunk) {
+			got++
+			if st.addChunk(x.Chunk, true) {
 				st.mu.Lock()
 				st.repaired++
 				st.mu.Unlock()
@@ -359,7 +381,12 @@ func (st *Stream) serveFetch(ns network.Stream, seqs []uint64) {
 		}
 	}
 	st.mu.Unlock()
-	w := bwlimit.Writer(st.ctx, ns, st.svc.cfg.Upload)
+	// A fetch answer is urgent (the asker's playout deadline is near) and
+	// the copies booked ahead of it on the uplink have slack: it is charged
+	// to the upload limit, which the later copies then wait for, but does
+	// not queue behind them.
+	lim := st.svc.cfg.Upload
+	w := bwlimit.Writer(st.ctx, ns, lim)
 	_ = ns.SetWriteDeadline(time.Now().Add(fetchTimeout))
 	var sent uint64
 	for _, c := range out {
@@ -367,7 +394,13 @@ func (st *Stream) serveFetch(ns network.Stream, seqs []uint64) {
 		if err != nil {
 			return
 		}
-		if _, err := w.Write(buf); err != nil {
+		dst := w
+		if lim != nil {
+			if r := lim.ReserveN(time.Now(), len(buf)); r.OK() {
+				dst = ns
+			}
+		}
+		if _, err := dst.Write(buf); err != nil {
 			return
 		}
 		sent += uint64(len(buf))

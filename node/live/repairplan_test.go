@@ -1,6 +1,7 @@
 package live
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -46,17 +47,9 @@ func TestRepairPlan(t *testing.T) {
 		defer st.mu.Unlock()
 		return st.repairPlanLocked(now, busy)
 	}
-	// 37's neighbour (38) came 150 ms ago: its stripe's delay is 100 ms,
-	// so it is not overdue yet (100 + 60 ms).
-	now = capture(38).Add(150 * time.Millisecond)
-	if got := plan(nil); len(got) != 0 {
-		t.Fatalf("plan %v before any hole is overdue", got)
-	}
-	// 170 ms: 37 is overdue; 33 (neighbour 34, 370 ms ago) is past the
-	// playout budget (slowest stripe 120 ms + 150 ms target). But stripe
-	// 1's parent is on it: it sent a status just now, and either its newest
-	// chunk moved on lately or the parent holds chunks it has not sent
-	// yet (a busy uplink, not a starving stripe): no fetch.
+	// Stripe 1's parent is on it: it sent a status just now, and either
+	// its newest chunk moved on lately or the parent holds chunks it has
+	// not sent yet (a busy uplink, not a starving stripe): no fetch.
 	now = capture(38).Add(170 * time.Millisecond)
 	f1 := st.feeds[1]
 	f1.statusAt, f1.newAt = now, now.Add(-repairSilence/2)
@@ -67,8 +60,20 @@ func TestRepairPlan(t *testing.T) {
 	if got := plan(nil); len(got) != 0 {
 		t.Fatalf("plan %v while stripe 1's parent holds chunks it has not sent", got)
 	}
-	// The parent has nothing newer (it lost its own feed): starving.
+	// The parent has nothing newer (it lost its own feed): starving, but
+	// its chunks may still come once it has failed over, so a hole is
+	// fetched only when overdue: 37's neighbour (38) came 150 ms ago and
+	// stripe 1's usual delay is 100 ms: not yet (100 + 60 ms).
 	f1.parentLatest = 17
+	now = capture(38).Add(150 * time.Millisecond)
+	f1.statusAt = now
+	if got := plan(nil); len(got) != 0 {
+		t.Fatalf("plan %v before the hole is overdue", got)
+	}
+	// 170 ms: 37 is overdue; 33 (neighbour 34, 370 ms ago) is past the
+	// playout budget (slowest stripe 120 ms + 150 ms target).
+	now = capture(38).Add(170 * time.Millisecond)
+	f1.statusAt = now
 	got := plan(nil)
 	if len(got) != 1 || got[0].peer != "p0" || len(got[0].seqs) != 1 || got[0].seqs[0] != 37 {
 		t.Fatalf("plan %v, want chunk 37 from p0 (the fastest other parent)", got)
@@ -96,6 +101,24 @@ func TestRepairPlan(t *testing.T) {
 	if len(got) != 1 || got[0].peer != "p3" {
 		t.Fatalf("plan %v, want every ask to p3 (p0 is the source, p2 busy)", got)
 	}
+	// A silent parent (no status for repairSilence: dead) sends nothing
+	// more: a hole is fetched as soon as a chunk after it is held, overdue
+	// or not.
+	st.srcID = ""
+	st.latest = 41
+	st.add(&pb.LiveChunk{Seq: 42, CaptureUnixMicros: capture(42).UnixMicro(), Data: []byte{0x47}})
+	now = capture(42).Add(10 * time.Millisecond)
+	f1.statusAt = now.Add(-repairSilence)
+	got = plan(nil)
+	if !slices.ContainsFunc(got, func(pl fetchPlan) bool { return slices.Contains(pl.seqs, 41) }) {
+		t.Fatalf("plan %v, want 41 at once (stripe 1's parent is silent)", got)
+	}
+	f1.statusAt = now.Add(-repairSilence + time.Millisecond)
+	st.asked = nil
+	if got := plan(nil); slices.ContainsFunc(got, func(pl fetchPlan) bool { return slices.Contains(pl.seqs, 41) }) {
+		t.Fatalf("plan %v fetches 41 before it is overdue while the parent still sends statuses", got)
+	}
+
 	// A stripe that never got a chunk (a join refused for it) is judged
 	// by the slowest stripe's delay.
 	st2 := hostlessStream(k, false)

@@ -227,7 +227,12 @@ func (s *Stream) newestCapLocked(seq uint64) int64 {
 
 // add stores a verified chunk and forwards it to every child and the local
 // player. It reports false for a duplicate or a chunk too old to keep.
-func (s *Stream) add(c *pb.LiveChunk) bool {
+func (s *Stream) add(c *pb.LiveChunk) bool { return s.addChunk(c, false) }
+
+// addChunk is add; repaired marks a chunk that a repair fetch brought, whose
+// arrival says nothing about its stripe's usual delay (neither the
+// stripe's delay figures nor the player's schedule count it).
+func (s *Stream) addChunk(c *pb.LiveChunk, repaired bool) bool {
 	now := s.svc.cfg.Now()
 	s.mu.Lock()
 	if s.ended || s.getLocked(c.Seq) != nil || (s.have && c.Seq+uint64(len(s.ring)) <= s.latest) {
@@ -256,11 +261,14 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 		if f.firstAt.IsZero() {
 			f.firstAt = now
 		}
-		f.noteDelay(now, now.Sub(time.UnixMicro(c.CaptureUnixMicros)))
-		if d := now.Sub(time.UnixMicro(c.CaptureUnixMicros)); f.delay == 0 {
-			f.delay = d
-		} else {
-			f.delay += (d - f.delay) / 8
+		if !repaired {
+			d := now.Sub(time.UnixMicro(c.CaptureUnixMicros))
+			f.noteDelay(now, d)
+			if f.delay == 0 {
+				f.delay = d
+			} else {
+				f.delay += (d - f.delay) / 8
+			}
 		}
 	}
 	s.chunksIn++
@@ -289,6 +297,7 @@ func (s *Stream) add(c *pb.LiveChunk) bool {
 			Capture: time.UnixMicro(c.CaptureUnixMicros),
 			Start:   c.Flags&live.FlagStart != 0,
 			End:     end,
+			Repair:  repaired,
 			Data:    c.Data,
 		})
 	}
