@@ -259,6 +259,9 @@ type Result struct {
 	MeanDepth       float64
 	MaxDepth        int
 	Switches        uint64 // parent switches, all viewers
+	// Repair fetches over the whole run, all viewers: sent, chunks they
+	// added that had not come otherwise, bytes answered.
+	Fetches, Repaired, FetchBytes uint64
 	Bitrate         float64
 	ChunkBytes      float64       // mean chunk size
 	LowerBound      time.Duration // chunk/bitrate + ceil(log2(N+1)) × (latency + chunk/uplink)
@@ -963,6 +966,9 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 			res.Joined++
 			stats := st.Stats()
 			res.Switches += stats.Switches
+			res.Fetches += stats.FetchesOut
+			res.Repaired += stats.Repaired
+			res.FetchBytes += stats.FetchBytesOut
 			if !m.gone.Load() {
 				depths += stats.Depth
 				res.MaxDepth = max(res.MaxDepth, stats.Depth)

@@ -92,7 +92,8 @@ func TestScenario(t *testing.T) {
 	r := Run(t, cfg)
 	fmt.Println(Header)
 	fmt.Println(r.Row())
-	fmt.Printf("wall %v, joined %d/%d, bitrate %.2f Mbit/s, chunk %.1f KB\n", r.Wall.Round(time.Second), r.Joined, r.Config.Viewers, r.Bitrate/1e6, r.ChunkBytes/1e3)
+	fmt.Printf("wall %v, joined %d/%d, bitrate %.2f Mbit/s, chunk %.1f KB, %d repair fetches brought %d chunks (%.0f KB sent)\n",
+		r.Wall.Round(time.Second), r.Joined, r.Config.Viewers, r.Bitrate/1e6, r.ChunkBytes/1e3, r.Fetches, r.Repaired, float64(r.FetchBytes)/1e3)
 	if *fOut != "" {
 		f, err := os.OpenFile(*fOut, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -188,5 +189,33 @@ func TestStripesSmall(t *testing.T) {
 	}
 	if r.PeerEfficiency < 0.5 {
 		t.Errorf("peer efficiency %.3f < 0.5: the viewers did not relay stripes to each other", r.PeerEfficiency)
+	}
+}
+
+// TestStripesVanish: a quarter of 16 striped viewers vanish at once. The
+// survivors whose stripes they fed fetch the holes from their other
+// stripes' parents (repair fetches, docs/protocol.md §8.5) while they fail
+// over, so the event costs them little.
+func TestStripesVanish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	cfg := Config{Viewers: 16, Seed: 5, JoinOver: 2 * time.Second, Warmup: 6 * time.Second, Measure: 8 * time.Second,
+		Vanish: 0.25, Logf: t.Logf, Verbose: true}
+	cfg.Live.Stripes = 4
+	cfg.Source.ChunkMaxBytes = 8084
+	r := Run(t, cfg)
+	t.Logf("\n%s\n%s\nwall %v, %d repair fetches brought %d chunks", Header, r.Row(), r.Wall.Round(time.Millisecond), r.Fetches, r.Repaired)
+	if r.Vanished != 4 {
+		t.Fatalf("vanished %d, want 4", r.Vanished)
+	}
+	if r.Repaired == 0 {
+		t.Error("no chunk repaired: the survivors waited for their failovers")
+	}
+	if r.EventContinuity < 0.95 {
+		t.Errorf("survivors' continuity over the event %.4f < 0.95", r.EventContinuity)
+	}
+	if r.Continuity < 0.97 {
+		t.Errorf("continuity %.4f < 0.97", r.Continuity)
 	}
 }
