@@ -262,9 +262,9 @@ type Result struct {
 	// Repair fetches over the whole run, all viewers: sent, chunks they
 	// added that had not come otherwise, bytes answered.
 	Fetches, Repaired, FetchBytes uint64
-	Bitrate         float64
-	ChunkBytes      float64       // mean chunk size
-	LowerBound      time.Duration // chunk/bitrate + ceil(log2(N+1)) × (latency + chunk/uplink)
+	Bitrate                       float64
+	ChunkBytes                    float64       // mean chunk size
+	LowerBound                    time.Duration // chunk/bitrate + ceil(log2(N+1)) × (latency + chunk/uplink)
 
 	// Event figures (Vanish > 0): continuity of the survivors over the
 	// chunks captured from the event to 3 s after it, and the time from the
