@@ -217,8 +217,7 @@ func (st *Stream) repairPlanLocked(now time.Time, busy map[peer.ID]bool) []fetch
 // repairPeerLocked picks who to fetch chunk q (of stripe f) from on its
 // try-th attempt: the parents of the other stripes that hold chunks newer
 // than q, the one with the smallest usual delay first (usualLocked has just
-// trimmed fast), then our children that take other stripes from us; not
-// the source, not one busy with a fetch.
+// trimmed fast), not the source, not one busy with a fetch.
 func (st *Stream) repairPeerLocked(f *feed, src peer.ID, q uint64, try int, busy map[peer.ID]bool) peer.ID {
 	var list []*feed
 	for _, g := range st.feeds {
@@ -233,40 +232,16 @@ func (st *Stream) repairPeerLocked(f *feed, src peer.ID, q uint64, try int, busy
 		}
 		list = append(list, g)
 	}
+	if len(list) == 0 {
+		return ""
+	}
 	sort.Slice(list, func(i, j int) bool {
 		if di, dj := list[i].fast[0].d, list[j].fast[0].d; di != dj {
 			return di < dj
 		}
 		return list[i].idx < list[j].idx
 	})
-	ids := make([]peer.ID, 0, len(list))
-	for _, g := range list {
-		ids = append(ids, g.parent)
-	}
-	// Then our children that do not take q's stripe from us (they get it
-	// from a parent of their own), in a stable order: when several of our
-	// stripes starve at once, one parent left would have to answer for all.
-	var kids []peer.ID
-	for key, c := range st.children {
-		if c.set.Has(q) || key.id == src || busy[key.id] || slices.Contains(ids, key.id) || slices.Contains(kids, key.id) {
-			continue
-		}
-		kids = append(kids, key.id)
-	}
-	slices.Sort(kids)
-	kids = slices.DeleteFunc(kids, func(id peer.ID) bool {
-		for key, c := range st.children {
-			if key.id == id && c.set.Has(q) {
-				return true // it takes q's stripe from us under another subscription
-			}
-		}
-		return false
-	})
-	ids = append(ids, kids...)
-	if len(ids) == 0 {
-		return ""
-	}
-	return ids[try%len(ids)]
+	return list[try%len(list)].parent
 }
 
 // repair sends the repair fetches of a striped stream, one at a time per

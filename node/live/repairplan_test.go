@@ -119,16 +119,6 @@ func TestRepairPlan(t *testing.T) {
 		t.Fatalf("plan %v fetches 41 before it is overdue while the parent still sends statuses", got)
 	}
 
-	// With every other parent busy, a child that takes another stripe from
-	// us is asked; one that takes the starving stripe from us lacks it too.
-	st.children[childKey{id: "c0", k: k, mask: 1 << 0}] = &child{id: "c0", set: live.One(0, k)}
-	st.children[childKey{id: "c1", k: k, mask: 1 << 1}] = &child{id: "c1", set: live.One(1, k)}
-	st.asked = nil
-	got = plan(map[peer.ID]bool{"p0": true, "p2": true, "p3": true})
-	if len(got) != 1 || got[0].peer != "c0" {
-		t.Fatalf("plan %v, want the holes of stripe 1 from child c0", got)
-	}
-
 	// A stripe that never got a chunk (a join refused for it) is judged
 	// by the slowest stripe's delay.
 	st2 := hostlessStream(k, false)
