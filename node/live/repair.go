@@ -321,11 +321,8 @@ func (st *Stream) fetch(p peer.ID, seqs []uint64) {
 	}()
 	r := wire.NewReader(ns)
 	for range len(seqs) + 1 {
-		m, err := live.ReadMessage(r)
+		m, err := st.readFrom(r, p)
 		if err != nil {
-			if errors.Is(err, live.ErrBadPush) {
-				st.ban(p, err)
-			}
 			return
 		}
 		switch x := m.Msg.(type) {

@@ -165,6 +165,15 @@ func (st *Stream) untagCandidates() {
 	}
 }
 
+// readFrom reads p's next live message; a malformed one gets p banned.
+func (st *Stream) readFrom(r *wire.Reader, p peer.ID) (*pb.LiveMessage, error) {
+	m, err := live.ReadMessage(r)
+	if errors.Is(err, live.ErrBadPush) {
+		st.ban(p, err)
+	}
+	return m, err
+}
+
 // ban drops p for this stream: it sent something that does not verify.
 func (st *Stream) ban(p peer.ID, why error) {
 	st.svc.h.ConnManager().UntagPeer(p, st.candTag)
@@ -440,11 +449,8 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
 		}
 	}()
 	for {
-		m, err := live.ReadMessage(r)
+		m, err := st.readFrom(r, p)
 		if err != nil {
-			if errors.Is(err, live.ErrBadPush) {
-				st.ban(p, err)
-			}
 			return
 		}
 		switch x := m.Msg.(type) {
