@@ -159,6 +159,9 @@ func (st *Stream) repairPlanLocked(now time.Time, busy map[peer.ID]bool) []fetch
 	aboveSeq := st.latest
 	for q := st.latest; q >= lo && q <= st.latest; q-- {
 		if c := st.getLocked(q); c != nil {
+			if now.Sub(time.UnixMicro(c.CaptureUnixMicros)) > budget {
+				break // what is older can no longer play: the scan stops here
+			}
 			capAbove, haveAbove, aboveSeq = c.CaptureUnixMicros, true, q
 			continue
 		}

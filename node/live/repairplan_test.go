@@ -1,6 +1,7 @@
 package live
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -148,5 +149,48 @@ func TestRepairPlan(t *testing.T) {
 	}
 	if len(seqs) != 1 || seqs[0] != 106 {
 		t.Fatalf("join plan fetches %v, want [106] (110 has no neighbour above; 102 is past the budget)", seqs)
+	}
+}
+
+// BenchmarkRepairPlan: one repair tick of a viewer holding 30 s of a
+// striped stream (600 chunks of 50 ms) with one stripe starving for the
+// last second, its holes all asked for already (the steady cost of a
+// failover under way) or none at all (the steady state).
+func BenchmarkRepairPlan(b *testing.B) {
+	for _, starving := range []bool{false, true} {
+		name := "steady"
+		if starving {
+			name = "one-stripe-starving"
+		}
+		b.Run(name, func(b *testing.B) {
+			const k = 4
+			st := hostlessStream(k, false)
+			defer st.cancel()
+			st.svc.cfg.Window = 600
+			st.ring = make([]*pb.LiveChunk, 600)
+			st.svc.cfg.Latency = 150 * time.Millisecond
+			base := time.Unix(1000, 0)
+			now := base
+			st.svc.cfg.Now = func() time.Time { return now }
+			st.verifier = &live.Verifier{}
+			capture := func(seq uint64) time.Time { return base.Add(time.Duration(seq) * 50 * time.Millisecond) }
+			for seq := uint64(1); seq <= 1200; seq++ {
+				if starving && seq%k == 1 && seq > 1180 {
+					continue
+				}
+				now = capture(seq).Add(100 * time.Millisecond)
+				st.add(&pb.LiveChunk{Seq: seq, CaptureUnixMicros: capture(seq).UnixMicro(), Data: []byte{0x47}})
+			}
+			for i, f := range st.feeds {
+				f.parent, f.statusAt, f.newAt = peer.ID(fmt.Sprint("p", i)), now, now
+			}
+			st.feeds[1].statusAt = now.Add(-time.Second)
+			b.ReportAllocs()
+			for b.Loop() {
+				st.mu.Lock()
+				st.repairPlanLocked(now, nil)
+				st.mu.Unlock()
+			}
+		})
 	}
 }
