@@ -13,6 +13,9 @@ var (
 	ProtectTag = protectTag
 )
 
+// FetchBurstMin is the least a node answers at once to fetches.
+const FetchBurstMin = fetchBurstMin
+
 // RepairFetch has st fetch seqs from p at once, as its repair loop does.
 func (st *Stream) RepairFetch(p peer.ID, seqs []uint64) { st.fetch(p, seqs) }
 

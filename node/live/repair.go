@@ -40,6 +40,10 @@ const (
 	// heartbeat) for this long, or whose newest chunk has not moved on for
 	// this long while the parent has nothing newer, is starving.
 	repairSilence = 200 * time.Millisecond
+	// fetchBurstMin is the least a node answers at once to fetches: a
+	// chunk larger than that is never fetched (hivecast cuts chunks at
+	// 64 KiB by default, 8 KB with stripes).
+	fetchBurstMin = 128 << 10
 	// fetchTimeout bounds a fetch: its answer is useless later.
 	fetchTimeout = time.Second
 )
@@ -365,9 +369,10 @@ func (st *Stream) serveFetch(ns network.Stream, seqs []uint64) {
 	var out []*pb.LiveChunk
 	if st.info != nil {
 		if st.fetchLim == nil {
-			// Half the stream's rate, a second of it at once.
+			// Half the stream's rate, a second of it at once (at least
+			// fetchBurstMin, so that a large chunk can pass at all).
 			r := max(float64(st.info.Bitrate)/8, 64<<10)
-			st.fetchLim = rate.NewLimiter(rate.Limit(r/2), max(int(r), live.MaxPushFrame))
+			st.fetchLim = rate.NewLimiter(rate.Limit(r/2), max(int(r), fetchBurstMin))
 		}
 		for _, q := range seqs {
 			c := st.getLocked(q)

@@ -80,3 +80,66 @@ func TestRepairFetch(t *testing.T) {
 		t.Errorf("banned = %d, want 1 (the peer that sent a chunk not asked for)", got)
 	}
 }
+
+// A peer that asks for chunks again and again gets at most what a node
+// spends on fetches (a second of the stream at once, half its rate after
+// that), whatever it asks: fetches cannot take a node's uplink from its
+// children.
+func TestFetchBounded(t *testing.T) {
+	a := startDaemon(t, 4)
+	src, _ := broadcast(t, a, "fetch-bound")
+	sst := src.Stream()
+	waitFor(t, "the source to hold 40 chunks", 30*time.Second, func() bool { return sst.Stats().LatestSeq >= 40 })
+	bitrate := sst.Info().Bitrate
+	if bitrate == 0 {
+		t.Fatal("no bit rate in the stream's info")
+	}
+	h := startDaemon(t, 4, tcpAddr(t, a)).Node().Host()
+	aID := a.Node().Host().ID()
+	seqs := make([]uint64, 0, 32)
+	for q := uint64(1); q <= 32; q++ {
+		seqs = append(seqs, q)
+	}
+	start := time.Now()
+	var got int
+	for range 40 {
+		s, err := h.NewStream(t.Context(), aID, live.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wire.WriteMsg(s, &pb.LiveRequest{Stream: sst.ID().Bytes(), Fetch: seqs}); err != nil {
+			t.Fatal(err)
+		}
+		r := wire.NewReader(s)
+		for {
+			var m pb.LiveMessage
+			if err := r.ReadMsg(&m, 2<<20); err != nil {
+				t.Fatalf("reading a fetch answer: %v", err)
+			}
+			if c := m.GetChunk(); c != nil {
+				got += len(c.Data)
+				continue
+			}
+			if e := m.GetEnd(); e == nil || e.Code != pb.Code_OK {
+				t.Fatalf("fetch answer ended with %v", m.GetEnd())
+			}
+			break
+		}
+		s.Close()
+	}
+	elapsed := time.Since(start)
+	rate := float64(bitrate) / 8
+	// The burst (a second of the stream, at least FetchBurstMin), half the
+	// rate since.
+	bound := max(rate, live.FetchBurstMin) + rate*elapsed.Seconds()/2
+	if float64(got) > bound {
+		t.Fatalf("40 fetches of 32 chunks got %d bytes in %v; the bound is %.0f", got, elapsed, bound)
+	}
+	if got == 0 {
+		t.Fatal("no chunk in any fetch answer")
+	}
+	if n := sst.Stats().FetchesIn; n != 40 {
+		t.Fatalf("fetches answered %d, want 40", n)
+	}
+	t.Logf("40 fetches of 32 chunks: %d bytes in %v (stream %d bit/s, bound %.0f)", got, elapsed, bitrate, bound)
+}
