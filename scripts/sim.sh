@@ -44,7 +44,7 @@ run() {
 		cat "$out.log"
 		exit 1
 	}
-	grep -E 'sim.go:[0-9]+: (viewer|t=|startup steps|slow start|dials)|^ +t=[0-9]+s +[0-9]+ ' "$out.log" >&2 || true
+	grep -E 'sim.go:[0-9]+: (viewer|t=|startup steps|slow start|missed/due|dials)|^ +t=[0-9]+s +[0-9]+ ' "$out.log" >&2 || true
 	grep -E '^wall' "$out.log" >>"$out.wall" || true
 }
 if [ -n "${SIM_RUNS:-}" ]; then

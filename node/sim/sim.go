@@ -27,6 +27,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -664,6 +665,8 @@ type rec struct {
 	seq     uint64
 	capture time.Time
 	at      time.Time
+	size    int  // bytes of data
+	start   bool // a start point
 }
 
 // start marks the watch's start, from which startup counts.
@@ -682,7 +685,7 @@ func (r *recorder) WriteChunk(c player.Chunk) error {
 		r.first = now
 	}
 	if !c.End {
-		r.recs = append(r.recs, rec{c.Seq, c.Capture, now})
+		r.recs = append(r.recs, rec{c.Seq, c.Capture, now, len(c.Data), c.Start})
 	}
 	r.mu.Unlock()
 	return nil
@@ -940,13 +943,20 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	winFrom, winTo := t0.Add(from), t0.Add(to)
 	// Which chunks were captured in the span: every seq any viewer played.
 	captures := map[uint64]time.Time{}
+	kinds := map[uint64]rec{} // each chunk's size and start flag
 	for _, m := range viewers {
 		m.rec.mu.Lock()
 		for _, r := range m.rec.recs {
 			captures[r.seq] = r.capture
+			kinds[r.seq] = r
 		}
 		m.rec.mu.Unlock()
 	}
+	// With -verbose: what the missed chunks were (size classes of 2 KB,
+	// start points), due and missed over all survivors.
+	const sizeClasses = 5
+	var kindDue, kindMissed [sizeClasses + 1]int // the last: start points
+	classOf := func(size int) int { return min(size/2048, sizeClasses-1) }
 	var lo, hi uint64
 	first := true
 	for seq, c := range captures {
@@ -1071,6 +1081,18 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 					binGot[b]++
 				}
 			}
+			if k, ok := kinds[seq]; ok {
+				kindDue[classOf(k.size)]++
+				if k.start {
+					kindDue[sizeClasses]++
+				}
+				if !played[seq] {
+					kindMissed[classOf(k.size)]++
+					if k.start {
+						kindMissed[sizeClasses]++
+					}
+				}
+			}
 			if played[seq] {
 				if inEvent {
 					evGot++
@@ -1082,6 +1104,18 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	}
 	if res.Viewers > 0 && res.Joined > 0 {
 		res.MeanDepth = float64(depths) / float64(res.Viewers)
+	}
+	if s.cfg.Verbose {
+		var parts []string
+		for c := range sizeClasses {
+			name := fmt.Sprintf("%d-%d KB", 2*c, 2*c+2)
+			if c == sizeClasses-1 {
+				name = fmt.Sprintf(">=%d KB", 2*c)
+			}
+			parts = append(parts, fmt.Sprintf("%s %d/%d", name, kindMissed[c], kindDue[c]))
+		}
+		parts = append(parts, fmt.Sprintf("start points %d/%d", kindMissed[sizeClasses], kindDue[sizeClasses]))
+		s.cfg.Logf("missed/due chunk copies by chunk size (survivors, measured span): %s", strings.Join(parts, ", "))
 	}
 	slices.Sort(delays)
 	res.DelayP50, res.DelayP95, res.DelayP99 = quantile(delays, 0.5), quantile(delays, 0.95), quantile(delays, 0.99)
