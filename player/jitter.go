@@ -146,6 +146,8 @@ type Jitter struct {
 	// capture, clock offset included) over AdaptWindow: a deque of samples,
 	// each faster than those after it (Adaptive).
 	fast [][]arrival
+	// bigSize follows the size of the stream's large chunks (small).
+	bigSize int
 
 	firstPush time.Time
 	pushed    bool
@@ -198,7 +200,7 @@ type arrival struct {
 // observe records chunk c's arrival (Adaptive) and moves the schedule so
 // that chunks play TargetLatency after the slowest path's usual delay.
 func (j *Jitter) observe(c *Chunk, now time.Time) {
-	if !j.anchored || !j.cfg.Adaptive || c.Repair {
+	if !j.anchored || !j.cfg.Adaptive || c.Repair || j.small(c) {
 		return
 	}
 	if j.fast == nil {
@@ -233,6 +235,21 @@ func (j *Jitter) observeLate(c *Chunk, now time.Time) {
 	p := int(c.Seq % uint64(j.cfg.Paths))
 	j.fast[p] = append(j.fast[p][:0], arrival{now, now.Sub(c.Capture)})
 	j.reschedule(now)
+}
+
+// small reports whether c is less than half the size of the stream's
+// recent large chunks, and notes its size. A short chunk (the one a
+// source cuts early before a keyframe, say) waited less at the source and
+// takes less time on every hop: its arrival says the path is faster than
+// it is for the chunks that fill the stream, and a schedule that followed
+// it would make those late (a dip of 100 ms and more in the simulator).
+func (j *Jitter) small(c *Chunk) bool {
+	n := len(c.Data)
+	j.bigSize -= j.bigSize / 64 // forget sizes of long ago, slowly
+	if n > j.bigSize {
+		j.bigSize = n
+	}
+	return n < j.bigSize/2
 }
 
 // reschedule moves the schedule to TargetLatency after the slowest path's

@@ -543,3 +543,46 @@ func TestJitterRepairDoesNotMoveSchedule(t *testing.T) {
 		t.Fatal("test setup: a late chunk of the path itself should move the schedule")
 	}
 }
+
+// A short chunk (cut early before a keyframe) arrives faster than the
+// full chunks around it: it waited less at the source and takes less time
+// on every hop. The schedule follows the full chunks, so that none of them
+// is late (following the short ones, every full chunk after one was late
+// until the path's next late chunk moved the schedule back).
+func TestJitterSmallChunksDoNotSetSchedule(t *testing.T) {
+	j := NewJitter(JitterConfig{TargetLatency: 50 * time.Millisecond, Adaptive: true})
+	t0 := time.Unix(1000, 0)
+	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 80 * time.Millisecond) }
+	full, short := make([]byte, 7000), make([]byte, 2000)
+	type ev struct {
+		at  time.Time
+		seq int
+	}
+	var evs []ev
+	for s := 0; s < 300; s++ {
+		d := 300 * time.Millisecond
+		if s%7 == 6 {
+			d = 180 * time.Millisecond // the short chunk before each start point
+		}
+		evs = append(evs, ev{capture(s).Add(d), s})
+	}
+	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
+	for _, e := range evs {
+		for {
+			d, ok := j.NextDeadline()
+			if !ok || !d.Before(e.at) {
+				break
+			}
+			j.Pop(d)
+		}
+		data := full
+		if e.seq%7 == 6 {
+			data = short
+		}
+		j.Push(Chunk{Seq: uint64(e.seq), Capture: capture(e.seq), Start: e.seq%7 == 0, Data: data}, e.at)
+	}
+	j.Pop(capture(400))
+	if st := j.Stats(); st.Missed > 0 {
+		t.Fatalf("missed %d (late %d): the short chunks set the schedule", st.Missed, st.Late)
+	}
+}
