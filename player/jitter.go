@@ -48,7 +48,10 @@ type JitterConfig struct {
 	// paths (chunk seq over path seq % Paths: a striped stream's substreams,
 	// each from its own parent); the slowest path sets the schedule, so
 	// that a stripe deeper in its tree than the one the viewer anchored on
-	// is not late forever.
+	// is not late forever. Neither a Repair chunk nor one under half the
+	// size of the stream's recent large chunks counts toward a usual delay
+	// (a fetched chunk did not come by the path; a short one comes sooner
+	// than the chunks that fill it).
 	Adaptive bool
 	// AdaptWindow is how long an arrival counts toward its path's usual
 	// delay. Default 2s.
@@ -143,9 +146,8 @@ type Jitter struct {
 	lateAhead map[uint64]struct{}
 
 	// fast[p] is the sliding minimum of path p's arrival delays (arrival −
-	// capture, clock offset included) over AdaptWindow: a deque of samples,
-	// each faster than those after it (Adaptive).
-	fast [][]arrival
+	// capture, clock offset included) over AdaptWindow (Adaptive).
+	fast []MinWindow
 	// bigSize follows the size of the stream's large chunks (small).
 	bigSize int
 
@@ -191,30 +193,22 @@ func (r PushResult) String() string {
 	return "?"
 }
 
-// arrival is one chunk's arrival delay and when it came.
-type arrival struct {
-	at time.Time
-	d  time.Duration
-}
-
 // observe records chunk c's arrival (Adaptive) and moves the schedule so
 // that chunks play TargetLatency after the slowest path's usual delay.
 func (j *Jitter) observe(c *Chunk, now time.Time) {
 	if !j.anchored || !j.cfg.Adaptive || c.Repair || j.small(c) {
 		return
 	}
-	if j.fast == nil {
-		j.fast = make([][]arrival, j.cfg.Paths)
-	}
-	d := now.Sub(c.Capture)
-	p := int(c.Seq % uint64(j.cfg.Paths))
-	q := j.fast[p]
-	for len(q) > 0 && q[len(q)-1].d >= d {
-		q = q[:len(q)-1]
-	}
-	q = append(q, arrival{now, d})
-	j.fast[p] = q
+	j.path(c).Add(now, now.Sub(c.Capture))
 	j.reschedule(now)
+}
+
+// path returns the arrival window of c's delivery path.
+func (j *Jitter) path(c *Chunk) *MinWindow {
+	if j.fast == nil {
+		j.fast = make([]MinWindow, j.cfg.Paths)
+	}
+	return &j.fast[c.Seq%uint64(j.cfg.Paths)]
 }
 
 // observeLate records chunk c, which came after its playout time: its path
@@ -229,11 +223,7 @@ func (j *Jitter) observeLate(c *Chunk, now time.Time) {
 	if !j.anchored || !j.cfg.Adaptive || c.Repair {
 		return
 	}
-	if j.fast == nil {
-		j.fast = make([][]arrival, j.cfg.Paths)
-	}
-	p := int(c.Seq % uint64(j.cfg.Paths))
-	j.fast[p] = append(j.fast[p][:0], arrival{now, now.Sub(c.Capture)})
+	j.path(c).Restart(now, now.Sub(c.Capture))
 	j.reschedule(now)
 }
 
@@ -258,15 +248,9 @@ func (j *Jitter) reschedule(now time.Time) {
 	// The slowest path's usual delay, over the paths heard from lately.
 	var slowest time.Duration
 	heard := false
-	for p, q := range j.fast {
-		i := 0
-		for i < len(q) && now.Sub(q[i].at) > j.cfg.AdaptWindow {
-			i++
-		}
-		q = q[i:]
-		j.fast[p] = q
-		if len(q) > 0 && (!heard || q[0].d > slowest) {
-			slowest, heard = q[0].d, true
+	for p := range j.fast {
+		if d, ok := j.fast[p].Min(now, j.cfg.AdaptWindow); ok && (!heard || d > slowest) {
+			slowest, heard = d, true
 		}
 	}
 	// The schedule puts chunk x at localBase + (x.Capture − captureBase) +

@@ -394,36 +394,15 @@ func TestJitterAdaptiveFollowsSlowestPath(t *testing.T) {
 	j := NewJitter(JitterConfig{TargetLatency: target, Adaptive: true, Paths: 4})
 	t0 := time.Unix(1000, 0)
 	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 50 * time.Millisecond) }
-	type ev struct {
-		at  time.Time
-		seq int
-	}
-	var evs []ev
+	var evs []arriving
 	for s := 0; s < 200; s++ {
 		d := 20 * time.Millisecond
 		if s%4 == 3 {
 			d += 300 * time.Millisecond
 		}
-		evs = append(evs, ev{capture(s).Add(d), s})
+		evs = append(evs, arriving{capture(s).Add(d), Chunk{Seq: uint64(s), Capture: capture(s), Start: s%20 == 0, Data: []byte{1}}})
 	}
-	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
-	var delays []time.Duration
-	pop := func(now time.Time) {
-		for _, c := range j.Pop(now) {
-			delays = append(delays, now.Sub(c.Capture))
-		}
-	}
-	for _, e := range evs {
-		for {
-			d, ok := j.NextDeadline()
-			if !ok || !d.Before(e.at) {
-				break
-			}
-			pop(d)
-		}
-		j.Push(Chunk{Seq: uint64(e.seq), Capture: capture(e.seq), Start: e.seq%20 == 0, Data: []byte{1}}, e.at)
-		pop(e.at)
-	}
+	delays := replay(j, evs)
 	st := j.Stats()
 	// Only the first slow chunk (seq 3) may be lost.
 	if st.Late > 1 || st.Missed > 1 {
@@ -505,23 +484,29 @@ func TestJitterAdaptiveFollowsSlowerPath(t *testing.T) {
 }
 
 // A chunk a repair fetch brought says nothing about its path's usual
-// delivery: late or not, it does not move the schedule (a late one would
-// otherwise hold the whole stream back by the fetch's delay).
+// delivery: it does not move the schedule. Here a late one, which would
+// otherwise hold the whole stream back by the fetch's delay.
 func TestJitterRepairDoesNotMoveSchedule(t *testing.T) {
-	j := NewJitter(JitterConfig{TargetLatency: 100 * time.Millisecond, Adaptive: true, Paths: 2})
 	t0 := time.Unix(1000, 0)
 	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 50 * time.Millisecond) }
-	for s := 0; s < 20; s++ {
-		at := capture(s).Add(20 * time.Millisecond)
-		j.Pop(at)
-		j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s == 0, Data: []byte{1}}, at)
+	// Chunks 0-19 come 20 ms after capture; chunk 21 (path 1) is missing:
+	// 20 and 22 come, and the caller pushes 21 400 ms after its capture,
+	// past its playout time.
+	withHole := func() *Jitter {
+		j := NewJitter(JitterConfig{TargetLatency: 100 * time.Millisecond, Adaptive: true, Paths: 2})
+		for s := 0; s < 20; s++ {
+			at := capture(s).Add(20 * time.Millisecond)
+			j.Pop(at)
+			j.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s == 0, Data: []byte{1}}, at)
+		}
+		j.Push(Chunk{Seq: 20, Capture: capture(20), Data: []byte{1}}, capture(20).Add(20*time.Millisecond))
+		j.Push(Chunk{Seq: 22, Capture: capture(22), Data: []byte{1}}, capture(22).Add(20*time.Millisecond))
+		j.Pop(capture(22).Add(200 * time.Millisecond))
+		return j
 	}
+	j := withHole()
 	before := j.Stats().Playout
-	// Chunk 21 (path 1) is missing; chunk 20 and 22 come, then 21 comes by a
-	// fetch 400 ms after capture, past its playout time.
-	j.Push(Chunk{Seq: 20, Capture: capture(20), Data: []byte{1}}, capture(20).Add(20*time.Millisecond))
-	j.Push(Chunk{Seq: 22, Capture: capture(22), Data: []byte{1}}, capture(22).Add(20*time.Millisecond))
-	j.Pop(capture(22).Add(200 * time.Millisecond))
+	// By a fetch.
 	if r := j.Push(Chunk{Seq: 21, Capture: capture(21), Repair: true, Data: []byte{1}}, capture(21).Add(400*time.Millisecond)); r != Late {
 		t.Fatalf("late repaired chunk: %v, want late", r)
 	}
@@ -529,15 +514,7 @@ func TestJitterRepairDoesNotMoveSchedule(t *testing.T) {
 		t.Fatalf("schedule moved from %v to %v on a repaired chunk", before, after)
 	}
 	// The same chunk by its path would have moved it (the rule above).
-	j2 := NewJitter(JitterConfig{TargetLatency: 100 * time.Millisecond, Adaptive: true, Paths: 2})
-	for s := 0; s < 20; s++ {
-		at := capture(s).Add(20 * time.Millisecond)
-		j2.Pop(at)
-		j2.Push(Chunk{Seq: uint64(s), Capture: capture(s), Start: s == 0, Data: []byte{1}}, at)
-	}
-	j2.Push(Chunk{Seq: 20, Capture: capture(20), Data: []byte{1}}, capture(20).Add(20*time.Millisecond))
-	j2.Push(Chunk{Seq: 22, Capture: capture(22), Data: []byte{1}}, capture(22).Add(20*time.Millisecond))
-	j2.Pop(capture(22).Add(200 * time.Millisecond))
+	j2 := withHole()
 	j2.Push(Chunk{Seq: 21, Capture: capture(21), Data: []byte{1}}, capture(21).Add(400*time.Millisecond))
 	if after := j2.Stats().Playout; after == before {
 		t.Fatal("test setup: a late chunk of the path itself should move the schedule")
@@ -554,35 +531,48 @@ func TestJitterSmallChunksDoNotSetSchedule(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	capture := func(seq int) time.Time { return t0.Add(time.Duration(seq) * 80 * time.Millisecond) }
 	full, short := make([]byte, 7000), make([]byte, 2000)
-	type ev struct {
-		at  time.Time
-		seq int
-	}
-	var evs []ev
+	var evs []arriving
 	for s := 0; s < 300; s++ {
-		d := 300 * time.Millisecond
+		d, data := 300*time.Millisecond, full
 		if s%7 == 6 {
-			d = 180 * time.Millisecond // the short chunk before each start point
+			d, data = 180*time.Millisecond, short // the short chunk before each start point
 		}
-		evs = append(evs, ev{capture(s).Add(d), s})
+		evs = append(evs, arriving{capture(s).Add(d), Chunk{Seq: uint64(s), Capture: capture(s), Start: s%7 == 0, Data: data}})
 	}
-	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
+	replay(j, evs)
+	j.Pop(capture(400))
+	if st := j.Stats(); st.Missed > 0 {
+		t.Fatalf("missed %d (late %d): the short chunks set the schedule", st.Missed, st.Late)
+	}
+}
+
+// arriving is a chunk and when it arrives.
+type arriving struct {
+	at time.Time
+	c  Chunk
+}
+
+// replay pushes chunks in arrival order (sorted stably here), popping at
+// every deadline before each arrival and at the arrival itself, as Live
+// does, and returns the delays (capture to playout) of the chunks played.
+func replay(j *Jitter, evs []arriving) []time.Duration {
+	slices.SortStableFunc(evs, func(a, b arriving) int { return a.at.Compare(b.at) })
+	var delays []time.Duration
+	pop := func(now time.Time) {
+		for _, c := range j.Pop(now) {
+			delays = append(delays, now.Sub(c.Capture))
+		}
+	}
 	for _, e := range evs {
 		for {
 			d, ok := j.NextDeadline()
 			if !ok || !d.Before(e.at) {
 				break
 			}
-			j.Pop(d)
+			pop(d)
 		}
-		data := full
-		if e.seq%7 == 6 {
-			data = short
-		}
-		j.Push(Chunk{Seq: uint64(e.seq), Capture: capture(e.seq), Start: e.seq%7 == 0, Data: data}, e.at)
+		j.Push(e.c, e.at)
+		pop(e.at)
 	}
-	j.Pop(capture(400))
-	if st := j.Stats(); st.Missed > 0 {
-		t.Fatalf("missed %d (late %d): the short chunks set the schedule", st.Missed, st.Late)
-	}
+	return delays
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hivecast/hivecast/player"
 	"github.com/hivecast/hivecast/protocol/live"
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
@@ -59,9 +60,9 @@ type feed struct {
 	// statusAt: the parent's last status (its heartbeat); newAt: when the
 	// stripe's newest chunk last moved on (repair.go's starving).
 	statusAt, newAt time.Time
-	// fast holds the stripe's arrival delays of the last usualWindow, each
-	// faster than those after it: fast[0] is its usual delay (repair.go).
-	fast []delaySample
+	// fast is the sliding minimum of the stripe's arrival delays: its
+	// usual delay (usualLocked, repair.go).
+	fast player.MinWindow
 }
 
 // orphanedLocked reports whether candidate c was, when last probed, fed

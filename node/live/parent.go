@@ -550,8 +550,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		_, err := dst.Write(buf)
 		if chunk && err == nil {
 			st.mu.Lock()
-			st.bytesOut += uint64(len(buf))
-			st.rateOut.add(st.svc.cfg.Now(), len(buf))
+			st.noteSentLocked(len(buf))
 			st.mu.Unlock()
 		}
 		return err

@@ -23,15 +23,16 @@ import (
 // leaves) or has not started yet (a join whose subscription for that
 // stripe was refused), the holes it leaves are chunks the other parents
 // already have. The viewer asks one of them for exactly those chunks
-// (LiveRequest.fetch, docs/protocol.md §8.5) once a hole is overdue: later
-// than its stripe's usual delay by repairMargin, and still in time to play.
-// The push tree stays the only steady path; the fetch only covers the gap.
+// (LiveRequest.fetch, docs/protocol.md §8.5), but only for a starving
+// stripe (starvingLocked) and only while they can still play. The push
+// tree stays the only steady path; the fetch only covers the gap.
 const (
 	// repairTick is how often a viewer looks for overdue holes.
 	repairTick = 20 * time.Millisecond
-	// repairMargin: a chunk is overdue once the chunks around it came
-	// this much longer ago than its stripe's usual delay. Lower repairs
-	// sooner and fetches more chunks that were merely slow.
+	// repairMargin: a hole of a stripe whose live parent has nothing
+	// newer is overdue once the chunks after it came this much longer ago
+	// than the stripe's usual delay. Lower repairs sooner and fetches more
+	// chunks that were merely slow.
 	repairMargin = 60 * time.Millisecond
 	// repairRetry: a chunk asked for is not asked for again sooner (then
 	// from another parent).
@@ -55,33 +56,10 @@ const (
 // make the stripe look slow for long.
 const usualWindow = 2 * time.Second
 
-// delaySample is one arrival delay and when it came.
-type delaySample struct {
-	at time.Time
-	d  time.Duration
-}
-
-// noteDelay records a chunk of the stripe that came d after its capture.
-func (f *feed) noteDelay(now time.Time, d time.Duration) {
-	q := f.fast
-	for len(q) > 0 && q[len(q)-1].d >= d {
-		q = q[:len(q)-1]
-	}
-	f.fast = append(q, delaySample{now, d})
-}
-
 // usualLocked is the stripe's fastest arrival delay of the last
 // usualWindow; false if none came in it.
 func (f *feed) usualLocked(now time.Time) (time.Duration, bool) {
-	i := 0
-	for i < len(f.fast) && now.Sub(f.fast[i].at) > usualWindow {
-		i++
-	}
-	f.fast = f.fast[i:]
-	if len(f.fast) == 0 {
-		return 0, false
-	}
-	return f.fast[0].d, true
+	return f.fast.Min(now, usualWindow)
 }
 
 // starvingLocked reports whether stripe f is cut off: no parent (a join
@@ -113,14 +91,16 @@ type asked struct {
 	n  int
 }
 
-// repairPlanLocked lists the fetches to send now: every chunk missing
-// between the first one a stripe subscription starts at and the newest
-// held, whose neighbours (the next chunks held, of other stripes) came
-// longer ago than its own stripe's usual delay plus repairMargin, and not
-// so long ago that it could no longer play. Each goes to a parent of
-// another stripe (never the source: its uplink carries every tree's top),
-// the one with the smallest delay first and another one on a retry, at
-// most MaxFetch chunks per fetch, none to a peer busy with one.
+// repairPlanLocked lists the fetches to send now: the holes of starving
+// stripes (chunks missing between the first one a stripe subscription
+// starts at and the newest held, with a chunk held within 2K after them)
+// that can still play. A hole whose stripe still has a live parent is
+// fetched only once overdue (the chunks after it came longer ago than the
+// stripe's usual delay plus repairMargin); the others at once. Each goes
+// to a parent of another stripe (never the source: its uplink carries
+// every tree's top), the one with the smallest usual delay first and
+// another one on a retry, at most MaxFetch chunks per fetch, none to a
+// peer busy with one.
 func (st *Stream) repairPlanLocked(now time.Time, busy map[peer.ID]bool) []fetchPlan {
 	k := uint64(max(st.k, 1))
 	if k <= 1 || !st.have || st.verifier == nil || st.ended {
@@ -136,12 +116,17 @@ func (st *Stream) repairPlanLocked(now time.Time, busy map[peer.ID]bool) []fetch
 	heard := make([]bool, len(st.feeds))
 	starving := make([]bool, len(st.feeds))
 	var slowest time.Duration
+	anyStarving := false
 	for i, f := range st.feeds {
 		starving[i] = f.starvingLocked(now)
+		anyStarving = anyStarving || starving[i]
 		usual[i], heard[i] = f.usualLocked(now)
 		if heard[i] {
 			slowest = max(slowest, usual[i])
 		}
+	}
+	if !anyStarving {
+		return nil // every hole is on its way
 	}
 	budget := slowest + st.svc.cfg.Latency
 	lo := st.baseSeq
@@ -199,7 +184,7 @@ func (st *Stream) repairPlanLocked(now time.Time, busy map[peer.ID]bool) []fetch
 		if !a.at.IsZero() && now.Sub(a.at) < repairRetry {
 			continue
 		}
-		p := st.repairPeerLocked(f, src, q, a.n, busy)
+		p := st.repairPeerLocked(f, src, q, a.n, busy, usual, heard)
 		if p == "" {
 			continue
 		}
@@ -223,12 +208,13 @@ func (st *Stream) repairPlanLocked(now time.Time, busy map[peer.ID]bool) []fetch
 
 // repairPeerLocked picks who to fetch chunk q (of stripe f) from on its
 // try-th attempt: the parents of the other stripes that hold chunks newer
-// than q, the one with the smallest usual delay first (usualLocked has just
-// trimmed fast), not the source, not one busy with a fetch.
-func (st *Stream) repairPeerLocked(f *feed, src peer.ID, q uint64, try int, busy map[peer.ID]bool) peer.ID {
+// than q and were heard from lately, the one with the smallest usual delay
+// first (usual and heard: each stripe's, as repairPlanLocked took them),
+// not the source, not one busy with a fetch.
+func (st *Stream) repairPeerLocked(f *feed, src peer.ID, q uint64, try int, busy map[peer.ID]bool, usual []time.Duration, heard []bool) peer.ID {
 	var list []*feed
 	for _, g := range st.feeds {
-		if g == f || g.parent == "" || g.parent == src || busy[g.parent] || !g.have || g.latest <= q || len(g.fast) == 0 {
+		if g == f || g.parent == "" || g.parent == src || busy[g.parent] || !g.have || g.latest <= q || !heard[g.idx] {
 			continue
 		}
 		if g.parent == f.parent && f.parent != "" {
@@ -243,7 +229,7 @@ func (st *Stream) repairPeerLocked(f *feed, src peer.ID, q uint64, try int, busy
 		return ""
 	}
 	sort.Slice(list, func(i, j int) bool {
-		if di, dj := list[i].fast[0].d, list[j].fast[0].d; di != dj {
+		if di, dj := usual[list[i].idx], usual[list[j].idx]; di != dj {
 			return di < dj
 		}
 		return list[i].idx < list[j].idx
@@ -411,9 +397,8 @@ func (st *Stream) serveFetch(ns network.Stream, seqs []uint64) {
 		sent += uint64(len(buf))
 	}
 	st.mu.Lock()
-	st.bytesOut += sent
+	st.noteSentLocked(int(sent))
 	st.fetchBytesOut += sent
-	st.rateOut.add(st.svc.cfg.Now(), int(sent))
 	st.mu.Unlock()
 	_ = wire.WriteMsg(ns, &pb.LiveMessage{Msg: &pb.LiveMessage_End{End: &pb.Status{Code: pb.Code_OK, Message: "fetch"}}})
 }

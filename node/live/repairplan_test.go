@@ -41,7 +41,7 @@ func TestRepairPlan(t *testing.T) {
 	delays := []time.Duration{80, 100, 120, 100}
 	for i, f := range st.feeds {
 		f.parent = parents[i]
-		f.fast = []delaySample{{now, delays[i] * time.Millisecond}} // usual delays
+		f.fast.Restart(now, delays[i]*time.Millisecond) // usual delays
 	}
 	plan := func(busy map[peer.ID]bool) []fetchPlan {
 		st.mu.Lock()
@@ -184,7 +184,9 @@ func BenchmarkRepairPlan(b *testing.B) {
 			for i, f := range st.feeds {
 				f.parent, f.statusAt, f.newAt = peer.ID(fmt.Sprint("p", i)), now, now
 			}
-			st.feeds[1].statusAt = now.Add(-time.Second)
+			if starving {
+				st.feeds[1].statusAt = now.Add(-time.Second) // its parent is gone
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				st.mu.Lock()

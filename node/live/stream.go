@@ -263,7 +263,7 @@ func (s *Stream) addChunk(c *pb.LiveChunk, repaired bool) bool {
 		}
 		if !repaired {
 			d := now.Sub(time.UnixMicro(c.CaptureUnixMicros))
-			f.noteDelay(now, d)
+			f.fast.Add(now, d)
 			if f.delay == 0 {
 				f.delay = d
 			} else {
@@ -498,6 +498,13 @@ func (s *Stream) childPeersLocked() int {
 		seen[key.id] = true
 	}
 	return len(seen)
+}
+
+// noteSentLocked counts n bytes of chunks sent (to a child or in a fetch
+// answer) in BytesOut and the upload rate.
+func (s *Stream) noteSentLocked(n int) {
+	s.bytesOut += uint64(n)
+	s.rateOut.add(s.svc.cfg.Now(), n)
 }
 
 // ms is d in milliseconds, as Stats reports durations.
