@@ -23,7 +23,8 @@
 #   -verbose (a swarm line per virtual second: uplink lag, chunk bytes sent,
 #   backlog, subscriptions, evictions, stale skips, playout and stripe delays; the source's
 #   peers, probes and refusals, offered wire rate and stream bytes per protocol;
-#   the startup steps and the five slowest starts; two lines per viewer below 0.99
+#   repair fetches; the startup steps and the five slowest starts (each stripe's first
+#   chunk and tries); missed chunks by size; two lines per viewer below 0.99
 #   continuity)
 #   -trace FILE (every node's debug log)  -heap FILE (a heap profile at the end
 #   of the measured span); relative paths are taken from node/sim
