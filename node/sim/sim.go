@@ -247,6 +247,14 @@ type Result struct {
 	MinContinuity  float64 // the worst viewer's
 	StartupP50     time.Duration
 	StartupP95     time.Duration
+	// StartContinuity is continuity over each viewer's first startSpan of
+	// playout (chunks captured in it from the first one played), pooled:
+	// how whole a start is, outside the measured span.
+	StartContinuity float64
+	// WholeP50/P95: from the watch to the first chunk played from which
+	// the viewer missed at most one chunk of the next startSpan (when
+	// playback became whole), over the viewers whose playback did.
+	WholeP50, WholeP95 time.Duration
 	// SourceUpload is the source's bytes on the wire during the measured
 	// span, as a multiple of the stream's bit rate.
 	SourceUpload float64
@@ -1140,10 +1148,36 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	type start struct {
 		idx                         int
 		at, info, first, play, late time.Duration
-		stripes                     string // each stripe's first chunk and tries
+		whole                       float64       // continuity over its first startSpan played
+		wholeAt                     time.Duration // when playback became whole (span), from the watch
+		stripes                     string        // each stripe's first chunk and tries
 	}
 	var infos, firsts []time.Duration
 	var starts []start
+	var maxSeq uint64
+	for seq := range captures {
+		maxSeq = max(maxSeq, seq)
+	}
+	// How whole a start is: what the viewer played of the chunks captured
+	// in startSpan from a chunk it played (a chunk no viewer played is due
+	// too); and when playback first became whole: the first chunk played
+	// from which at most one chunk of the next startSpan is missed.
+	var startDue, startGot int
+	span := func(recs []rec, played map[uint64]bool, i int) (due, got int, complete bool) {
+		from, until := recs[i].seq, recs[i].capture.Add(startSpan)
+		for seq := from; seq <= maxSeq; seq++ {
+			if c, ok := captures[seq]; ok && !c.Before(until) {
+				return due, got, true
+			}
+			due++
+			if played[seq] {
+				got++
+			}
+		}
+		return due, got, false // the run ended within the span
+	}
+	var wholes []time.Duration
+	var wholeHist [3]int // viewers whose start is < 0.5, < 0.99, >= 0.99 whole
 	for _, m := range viewers {
 		st := m.st.Load()
 		if st == nil {
@@ -1160,20 +1194,56 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 		if len(m.rec.recs) > 0 {
 			v.late = m.rec.recs[0].at.Sub(m.rec.recs[0].capture)
 		}
+		var due, got int
+		if recs := m.rec.recs; len(recs) > 0 {
+			played := make(map[uint64]bool, len(recs))
+			for _, r := range recs {
+				played[r.seq] = true
+			}
+			due, got, _ = span(recs, played, 0)
+			for i := range recs {
+				d, g, complete := span(recs, played, i)
+				if !complete {
+					break
+				}
+				if g >= d-1 {
+					v.wholeAt = recs[i].at.Sub(w)
+					wholes = append(wholes, v.wholeAt)
+					break
+				}
+			}
+		}
 		m.rec.mu.Unlock()
+		startDue, startGot = startDue+due, startGot+got
+		if due > 0 {
+			v.whole = float64(got) / float64(due)
+			switch {
+			case v.whole < 0.5:
+				wholeHist[0]++
+			case v.whole < 0.99:
+				wholeHist[1]++
+			default:
+				wholeHist[2]++
+			}
+		}
 		if !f.IsZero() {
 			v.at, v.play = w.Sub(t0), f.Sub(w)
 			starts = append(starts, v)
 		}
 	}
+	if startDue > 0 {
+		res.StartContinuity = float64(startGot) / float64(startDue)
+	}
+	slices.Sort(wholes)
+	res.WholeP50, res.WholeP95 = quantile(wholes, 0.5), quantile(wholes, 0.95)
 	slices.Sort(infos)
 	slices.Sort(firsts)
-	s.cfg.Logf("startup steps (p50/p95): info %v/%v, first chunk %v/%v", quantile(infos, 0.5), quantile(infos, 0.95), quantile(firsts, 0.5), quantile(firsts, 0.95))
+	s.cfg.Logf("startup steps (p50/p95): info %v/%v, first chunk %v/%v; continuity over the first %v played %.4f (viewers below 0.5: %d, 0.5-0.99: %d, 0.99 and up: %d); playing whole from %v/%v (%d viewers)", quantile(infos, 0.5), quantile(infos, 0.95), quantile(firsts, 0.5), quantile(firsts, 0.95), startSpan, res.StartContinuity, wholeHist[0], wholeHist[1], wholeHist[2], res.WholeP50.Round(time.Millisecond), res.WholeP95.Round(time.Millisecond), len(wholes))
 	if s.cfg.Verbose {
 		sort.Slice(starts, func(i, j int) bool { return starts[i].play > starts[j].play })
 		for _, v := range starts[:min(5, len(starts))] {
-			s.cfg.Logf("slow start: viewer %d watched at t=%v: info %v, first chunk %v, played %v, its first played chunk captured %v before; stripes' first chunk/tries:%s",
-				v.idx, v.at.Round(time.Millisecond), v.info.Round(time.Millisecond), v.first.Round(time.Millisecond), v.play.Round(time.Millisecond), v.late.Round(time.Millisecond), v.stripes)
+			s.cfg.Logf("slow start: viewer %d watched at t=%v: info %v, first chunk %v, played %v, its first played chunk captured %v before, %.2f of its first %v played, whole from %v; stripes' first chunk/tries:%s",
+				v.idx, v.at.Round(time.Millisecond), v.info.Round(time.Millisecond), v.first.Round(time.Millisecond), v.play.Round(time.Millisecond), v.late.Round(time.Millisecond), v.whole, startSpan, v.wholeAt.Round(time.Millisecond), v.stripes)
 		}
 	}
 	slices.Sort(startups)
@@ -1194,6 +1264,10 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	}
 	return res
 }
+
+// startSpan is how much of each viewer's first playout StartContinuity
+// counts.
+const startSpan = 2 * time.Second
 
 // Header is the table header that Row fills.
 const Header = "| viewers | delay p50 | p95 | p99 | lower bound | continuity (min) | startup p50 | p95 | source upload | peer eff. | overhead | depth mean/max | switches | event: vanished, continuity, last miss, settled |\n" +
