@@ -540,10 +540,8 @@ func (f *feed) subscribe(p peer.ID) error {
 				return err
 			}
 			// A chunk we have (a repair fetch brought it first) still
-			// shows the parent feeding us. A chunk of another stripe (the
-			// start point a subscription from the newest one begins at)
-			// says nothing of that stripe's usual delay.
-			st.addChunk(x.Chunk, !set.Has(x.Chunk.Seq))
+			// shows the parent feeding us.
+			st.add(x.Chunk)
 			isChunk = true
 			if st.firstFrom(p) {
 				st.svc.provide(st)

@@ -494,19 +494,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	// there is none to start from: whichever stripe it falls in.
 	waitStart := req.FromLatest && len(backlog) == 0
 	k.waiting.Store(waitStart)
-	// Only the stripes asked for, except the start point a child starting
-	// from the newest one begins at: it is sent whatever its stripe, so
-	// that the child can start playing with this one parent. (A start
-	// point falls in the same stripe for seconds at a time, since a GOP
-	// is cut into about as many chunks each time; a viewer whose parent
-	// for that stripe was still being refused could not start at all.)
-	startAt := uint64(0)
-	if req.FromLatest && len(backlog) > 0 {
-		startAt = backlog[0].Seq
-	}
-	backlog = slices.DeleteFunc(backlog, func(c *pb.LiveChunk) bool {
-		return !set.Has(c.Seq) && !(req.FromLatest && c.Seq == startAt)
-	})
+	backlog = slices.DeleteFunc(backlog, func(c *pb.LiveChunk) bool { return !set.Has(c.Seq) })
 	status := st.statusLocked(set)
 	st.children[key] = k
 	st.subsIn++
@@ -682,7 +670,6 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 				qc.cancel()
 				continue // already in the backlog
 			}
-			startHere := false
 			if waitStart {
 				if c.Flags&(live.FlagStart|live.FlagEnd) == 0 {
 					qc.cancel()
@@ -690,9 +677,8 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 				}
 				waitStart = false
 				k.waiting.Store(false)
-				startHere = true // sent whatever its stripe, as in the backlog
 			}
-			if c.Flags&live.FlagEnd == 0 && !set.Has(c.Seq) && !startHere {
+			if c.Flags&live.FlagEnd == 0 && !set.Has(c.Seq) {
 				qc.cancel()
 				continue // another stripe
 			}

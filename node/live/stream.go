@@ -229,11 +229,9 @@ func (s *Stream) newestCapLocked(seq uint64) int64 {
 // player. It reports false for a duplicate or a chunk too old to keep.
 func (s *Stream) add(c *pb.LiveChunk) bool { return s.addChunk(c, false) }
 
-// addChunk is add; repaired marks a chunk that did not come down its
-// stripe's tree (a repair fetch brought it, or a parent of another stripe
-// sent it as the start point), whose arrival says nothing about its
-// stripe's usual delay (neither the stripe's delay figures nor the
-// player's schedule count it).
+// addChunk is add; repaired marks a chunk that a repair fetch brought, whose
+// arrival says nothing about its stripe's usual delay (neither the
+// stripe's delay figures nor the player's schedule count it).
 func (s *Stream) addChunk(c *pb.LiveChunk, repaired bool) bool {
 	now := s.svc.cfg.Now()
 	s.mu.Lock()
@@ -250,13 +248,9 @@ func (s *Stream) addChunk(c *pb.LiveChunk, repaired bool) bool {
 	if s.firstChunk.IsZero() {
 		s.firstChunk = now
 		s.svc.log.Debug("first chunk", "stream", s.id.String(), "seq", c.Seq, "after", now.Sub(s.startedAt))
-		// Stripes subscribed later start where this one did: at this
-		// chunk if it is the start point (a parent sends it whatever its
-		// stripe), else up to K-1 chunks before it.
-		s.baseSeq = c.Seq
-		if c.Flags&live.FlagStart == 0 {
-			s.baseSeq -= min(c.Seq, uint64(max(s.k, 1)-1))
-		}
+		// Stripes subscribed later start where this one did (its first
+		// chunk may follow the start point by up to K-1 chunks).
+		s.baseSeq = c.Seq - min(c.Seq, uint64(max(s.k, 1)-1))
 	}
 	if len(s.feeds) > 0 {
 		f := s.feeds[c.Seq%uint64(len(s.feeds))]
@@ -342,11 +336,8 @@ func (s *Stream) forward(kids []*child, q queued) {
 	for _, k := range kids {
 		kq := q
 		// Book only copies that will be sent: not for a child waiting for
-		// the next start point, unless this is one (which it gets whatever
-		// its stripe).
-		waiting := k.waiting.Load()
-		start := q.c.Flags&live.FlagStart != 0
-		if end || (waiting && start) || (!waiting && k.set.Has(seq)) {
+		// the next start point, unless this is one.
+		if end || (k.set.Has(seq) && (!k.waiting.Load() || q.c.Flags&live.FlagStart != 0)) {
 			if r := lim.ReserveN(time.Now(), len(q.frame)); r.OK() {
 				if r.Delay() > s.svc.cfg.StallTimeout && !end {
 					// The uplink is booked further ahead than a child
