@@ -1200,9 +1200,11 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 			for _, r := range recs {
 				played[r.seq] = true
 			}
-			due, got, _ = span(recs, played, 0)
 			for i := range recs {
 				d, g, complete := span(recs, played, i)
+				if i == 0 {
+					due, got = d, g // the start's own span
+				}
 				if !complete {
 					break
 				}
