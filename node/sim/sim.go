@@ -543,18 +543,21 @@ func (s *swarm) logConnections() {
 type tally struct {
 	out, backlog, subs, evictions, drops, switches, stale uint64
 	fetches, repaired, fetchBytes                         uint64
+	probes, refusals                                      uint64
 }
 
 func (a tally) plus(b tally) tally {
 	return tally{a.out + b.out, a.backlog + b.backlog, a.subs + b.subs, a.evictions + b.evictions,
 		a.drops + b.drops, a.switches + b.switches, a.stale + b.stale,
-		a.fetches + b.fetches, a.repaired + b.repaired, a.fetchBytes + b.fetchBytes}
+		a.fetches + b.fetches, a.repaired + b.repaired, a.fetchBytes + b.fetchBytes,
+		a.probes + b.probes, a.refusals + b.refusals}
 }
 
 func (a tally) minus(b tally) tally {
 	return tally{a.out - b.out, a.backlog - b.backlog, a.subs - b.subs, a.evictions - b.evictions,
 		a.drops - b.drops, a.switches - b.switches, a.stale - b.stale,
-		a.fetches - b.fetches, a.repaired - b.repaired, a.fetchBytes - b.fetchBytes}
+		a.fetches - b.fetches, a.repaired - b.repaired, a.fetchBytes - b.fetchBytes,
+		a.probes - b.probes, a.refusals - b.refusals}
 }
 
 // logSwarm logs the swarm every virtual second until stop: what the viewers
@@ -603,7 +606,7 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			x := st.Stats()
 			all = append(all, viewerStats{m.h.ID(), x})
 			mine := tally{x.BytesOut, x.BacklogBytesOut, x.Subscriptions, x.Evictions, x.ChildDrops, x.Switches, x.StaleSkips,
-				x.FetchesOut, x.Repaired, x.FetchBytesOut}
+				x.FetchesOut, x.Repaired, x.FetchBytesOut, x.ProbesIn, x.Refusals}
 			last[m] = mine
 			now = now.plus(mine)
 			if x.UploadLagMS > lagMax {
@@ -627,8 +630,8 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		d := now.minus(prev)
 		prev = now
 		at := time.Since(t0).Round(time.Second)
-		s.cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog, %.0f KB/s repair; %d subscriptions, %d evictions, %d drops, %d switches, %d stale copies skipped; %d fetches repaired %d chunks",
-			at, float64(d.out)/1e3, float64(d.backlog)/1e3, float64(d.fetchBytes)/1e3, d.subs, d.evictions, d.drops, d.switches, d.stale, d.fetches, d.repaired)
+		s.cfg.Logf("t=%v viewers sent %.0f KB/s of chunks, %.0f KB/s of them backlog, %.0f KB/s repair; %d probes answered, %d subscriptions taken, %d refused, %d evictions, %d drops, %d switches, %d stale copies skipped; %d fetches repaired %d chunks",
+			at, float64(d.out)/1e3, float64(d.backlog)/1e3, float64(d.fetchBytes)/1e3, d.probes, d.subs, d.refusals, d.evictions, d.drops, d.switches, d.stale, d.fetches, d.repaired)
 		ss := src.Stats()
 		wire, pkts := srcM.wireSent(), srcM.packetsSent()
 		s.cfg.Logf("t=%v source: %d peers (%d connections opened, %d closed), %d probes and %d refusals a second, wire %.2f Mbit/s in %d packets",
@@ -1154,6 +1157,7 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	}
 	var infos, firsts []time.Duration
 	var starts []start
+	var stripeN, triesSum, retried int // stripes started, the subscriptions they tried, those tried more than once
 	var maxSeq uint64
 	for seq := range captures {
 		maxSeq = max(maxSeq, seq)
@@ -1187,6 +1191,13 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 		v := start{idx: m.idx, info: time.Duration(x.InfoMS * 1e6), first: time.Duration(x.FirstChunkMS * 1e6)}
 		for i, f := range x.StripeFirstMS {
 			v.stripes += fmt.Sprintf(" %.0fms/%d", f, x.StripeTries[i])
+			if f > 0 {
+				stripeN++
+				triesSum += x.StripeTries[i]
+				if x.StripeTries[i] > 1 {
+					retried++
+				}
+			}
 		}
 		infos, firsts = append(infos, v.info), append(firsts, v.first)
 		m.rec.mu.Lock()
@@ -1241,6 +1252,9 @@ func (s *swarm) measure(viewers []*member, t0 time.Time, from, to, eventAt time.
 	slices.Sort(infos)
 	slices.Sort(firsts)
 	s.cfg.Logf("startup steps (p50/p95): info %v/%v, first chunk %v/%v; continuity over the first %v played %.4f (viewers below 0.5: %d, 0.5-0.99: %d, 0.99 and up: %d); playing whole from %v/%v (%d viewers)", quantile(infos, 0.5), quantile(infos, 0.95), quantile(firsts, 0.5), quantile(firsts, 0.95), startSpan, res.StartContinuity, wholeHist[0], wholeHist[1], wholeHist[2], res.WholeP50.Round(time.Millisecond), res.WholeP95.Round(time.Millisecond), len(wholes))
+	if stripeN > 0 {
+		s.cfg.Logf("startup steps: %d stripes started after %.2f subscriptions each on average; %.0f %% of them after more than one", stripeN, float64(triesSum)/float64(stripeN), 100*float64(retried)/float64(stripeN))
+	}
 	if s.cfg.Verbose {
 		sort.Slice(starts, func(i, j int) bool { return starts[i].play > starts[j].play })
 		for _, v := range starts[:min(5, len(starts))] {
