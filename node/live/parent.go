@@ -469,6 +469,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 			why = "already feeding you"
 		}
 		st.refusals++
+		st.svc.log.Debug("subscription refused", "peer", p.String(), "why", why, "slots_used", used, "slots", maxSlots, "from_latest", req.FromLatest)
 		rd := st.redirectLocked(set, refusalRedirect)
 		st.mu.Unlock()
 		_ = wire.WriteMsg(ns, &pb.LiveMessage{Msg: &pb.LiveMessage_Redirect{Redirect: rd}})
