@@ -21,7 +21,8 @@
 #   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
 #   -stripes K (1; 4: experimental striping, docs/benchmarks.md)  -chunk-bytes N (65424; 8084 with stripes)
 #   -verbose (a swarm line per virtual second: uplink lag, chunk bytes sent,
-#   backlog, subscriptions, evictions, stale skips, playout and stripe delays; the source's
+#   backlog, probes answered, subscriptions taken and refused, evictions, stale skips,
+#   playout and stripe delays; the source's
 #   peers, probes and refusals, offered wire rate and stream bytes per protocol;
 #   repair fetches; the startup steps and the five slowest starts (each stripe's first
 #   chunk and tries); missed chunks by size; two lines per viewer below 0.99
