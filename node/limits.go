@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,10 +64,39 @@ func (g *PeerCap) allow(p peer.ID) bool {
 	return g.makeRoomLocked(nw, (*hp).ConnManager(), peers, p)
 }
 
+// hasRoom reports whether a new peer could be admitted now: the node has
+// fewer peers than its bound, or one it may close to make room. It closes
+// nothing; the admission itself (allow) comes after the handshake, when the
+// peer is known.
+func (g *PeerCap) hasRoom() bool {
+	if g.max <= 0 {
+		return true
+	}
+	hp := g.h.Load()
+	if hp == nil {
+		return true
+	}
+	nw := (*hp).Network()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	peers := nw.Peers()
+	return len(peers) < g.max || g.victimLocked((*hp).ConnManager(), peers, "") != ""
+}
+
 // makeRoomLocked closes the connections of the unprotected peer with the
 // lowest connection-manager value (the oldest among equals) connected for
 // at least evictMinAge, and reports whether it found one.
 func (g *PeerCap) makeRoomLocked(nw network.Network, cm connmgr.ConnManager, peers []peer.ID, newcomer peer.ID) bool {
+	victim := g.victimLocked(cm, peers, newcomer)
+	if victim == "" {
+		return false
+	}
+	_ = nw.ClosePeer(victim)
+	return true
+}
+
+// victimLocked returns the peer makeRoomLocked would close, or "".
+func (g *PeerCap) victimLocked(cm connmgr.ConnManager, peers []peer.ID, newcomer peer.ID) peer.ID {
 	now := time.Now()
 	var victim peer.ID
 	var vInfo *connmgr.TagInfo
@@ -82,11 +112,37 @@ func (g *PeerCap) makeRoomLocked(nw network.Network, cm connmgr.ConnManager, pee
 			victim, vInfo = q, ti
 		}
 	}
-	if vInfo == nil {
-		return false
+	return victim
+}
+
+// ResourceManager wraps rm so that an inbound connection is refused as it
+// opens while the node is full and has no peer it could close: before the
+// handshake, for the cost of one small packet, rather than after it. libp2p
+// asks the resource manager when a QUIC connection's first Initial packet
+// arrives (quic-go's ConnContext: the refusal is a CONNECTION_REFUSED close)
+// and when a TCP connection is accepted. Without it, every refused newcomer
+// costs the node a full handshake (its certificate, two round trips, the
+// retransmissions of both when the uplink is busy): in a flash crowd that
+// is most of what a full node sends (docs/benchmarks.md, 2026-12-03). The
+// dialler sees a failed dial, which libp2p backs off from, not a connection
+// closed right after it opened. Outbound connections are not affected.
+func (g *PeerCap) ResourceManager(rm network.ResourceManager) network.ResourceManager {
+	return capRM{rm, g}
+}
+
+// ErrFull is the error an inbound connection gets at a node that is full.
+var ErrFull = errors.New("peer bound reached")
+
+type capRM struct {
+	network.ResourceManager
+	g *PeerCap
+}
+
+func (r capRM) OpenConnection(dir network.Direction, usefd bool, endpoint ma.Multiaddr) (network.ConnManagementScope, error) {
+	if dir == network.DirInbound && !r.g.hasRoom() {
+		return nil, ErrFull
 	}
-	_ = nw.ClosePeer(victim)
-	return true
+	return r.ResourceManager.OpenConnection(dir, usefd, endpoint)
 }
 
 // InterceptPeerDial lets the node dial a new peer if it has room or can make

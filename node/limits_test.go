@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 func loopbackHost(t *testing.T, opts ...libp2p.Option) host.Host {
@@ -28,7 +31,13 @@ func boundedHub(t *testing.T, maxPeers int) host.Host {
 		t.Fatal(err)
 	}
 	gater := node.NewPeerCap(maxPeers)
-	hub := loopbackHost(t, libp2p.ConnectionManager(cm), libp2p.ConnectionGater(gater))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := loopbackHost(t, libp2p.ConnectionManager(cm), libp2p.ConnectionGater(gater),
+		libp2p.ResourceManager(gater.ResourceManager(rm)),
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"))
 	gater.Attach(hub)
 	return hub
 }
@@ -92,5 +101,51 @@ func TestPeerBoundKeepsProtected(t *testing.T) {
 	}
 	if n := len(hub.Network().Peers()); n != maxPeers {
 		t.Fatalf("hub has %d peers, want %d", n, maxPeers)
+	}
+}
+
+// A full node with no peer it may close refuses a QUIC newcomer at its first
+// packet (CONNECTION_REFUSED), before the handshake, instead of completing
+// the handshake and then closing the connection in its gater: in a flash
+// crowd those handshakes were most of what a full source sent.
+func TestFullNodeRefusesBeforeHandshake(t *testing.T) {
+	hub := boundedHub(t, 1)
+	var quicAddrs []ma.Multiaddr
+	for _, a := range hub.Addrs() {
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+			quicAddrs = append(quicAddrs, a)
+		}
+	}
+	if len(quicAddrs) == 0 {
+		t.Fatalf("hub listens on no QUIC address: %v", hub.Addrs())
+	}
+	dial := func(h host.Host) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return h.Connect(ctx, peer.AddrInfo{ID: hub.ID(), Addrs: quicAddrs})
+	}
+	first := loopbackHost(t, libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"))
+	if err := dial(first); err != nil {
+		t.Fatalf("first peer refused: %v", err)
+	}
+	late := loopbackHost(t, libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"))
+	err := dial(late)
+	if err == nil {
+		t.Fatal("a newcomer connected to a full node whose only peer had just connected")
+	}
+	if !strings.Contains(err.Error(), "CONNECTION_REFUSED") {
+		t.Fatalf("the newcomer was not refused at its first packet: %v", err)
+	}
+	if len(hub.Network().ConnsToPeer(late.ID())) != 0 || len(hub.Network().ConnsToPeer(first.ID())) == 0 {
+		t.Fatal("the refusal changed the hub's peers")
+	}
+	time.Sleep(1100 * time.Millisecond) // past evictMinAge: the first peer may be closed to make room
+	later := loopbackHost(t, libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"))
+	if err := dial(later); err != nil {
+		t.Fatalf("a newcomer was refused although the hub could make room: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(hub.Network().ConnsToPeer(later.ID())) == 0 || len(hub.Network().Peers()) > 1 {
+		t.Fatalf("hub peers after making room: %d, newcomer connected: %v", len(hub.Network().Peers()), len(hub.Network().ConnsToPeer(later.ID())) > 0)
 	}
 }

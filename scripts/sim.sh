@@ -12,6 +12,7 @@
 #   -viewer-up bit/s (4e6)  -source-up bit/s (8e6)  -bootstraps N (2; -1: the source)
 #   -max-peers N (each node's peer bound, as the daemon's --max-peers, whose default
 #   is 200; 0, the default here: no bound)
+#   -late-refusal (a full node refuses newcomers after their handshake, as before 2026-12-03)
 #   -hint (viewers get the source as a first candidate)  -source-dht-client (the source
 #   answers no DHT queries)  -join-over 4s  -warmup 4s  -measure 10s
 #   -online DUR (a viewer's node starts DUR before it watches, as a running daemon;

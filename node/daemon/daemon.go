@@ -182,7 +182,9 @@ func NewHost(key crypto.PrivKey, opts Options, reg prometheus.Registerer, bw met
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(opts.ListenAddrs()...),
 		libp2p.ConnectionManager(cm),
-		libp2p.ResourceManager(rm),
+		// Inbound newcomers beyond the bound are refused before their
+		// handshake (PeerCap.ResourceManager).
+		libp2p.ResourceManager(gater.ResourceManager(rm)),
 		libp2p.ConnectionGater(gater),
 		libp2p.BandwidthReporter(bw),
 		libp2p.PrometheusRegisterer(reg),

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -111,4 +112,19 @@ func (g countingGater) InterceptUpgraded(c network.Conn) (bool, control.Disconne
 		return true, 0
 	}
 	return g.inner.InterceptUpgraded(c)
+}
+
+// lateCount counts the inbound connections its gater refuses after their
+// handshake.
+type lateCount struct {
+	connmgr.ConnectionGater
+	n *atomic.Int64
+}
+
+func (g lateCount) InterceptSecured(d network.Direction, p peer.ID, a network.ConnMultiaddrs) bool {
+	ok := g.ConnectionGater.InterceptSecured(d, p, a)
+	if !ok && d == network.DirInbound {
+		g.n.Add(1)
+	}
+	return ok
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/hivecast/hivecast/player/sample"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -82,6 +83,10 @@ type Config struct {
 	// the stream but answers no one's DHT queries (its uplink is the
 	// swarm's scarcest).
 	SourceDHTClient bool
+	// LateRefusal: a node at its peer bound (MaxPeers) refuses a newcomer
+	// only after the handshake, in its gater, as before PeerCap's resource
+	// manager refused it when the connection opens (for comparison).
+	LateRefusal bool
 	// MaxPeers, if above 0, bounds each node's connected peers as the
 	// daemon's --max-peers does, with its connection manager and gater
 	// (daemon.DefaultMaxPeers is 200). 0: libp2p's default manager and no
@@ -320,7 +325,14 @@ type member struct {
 	st   atomic.Pointer[live.Stream]
 	gone atomic.Bool // vanished or left
 	bw   *protoBytes // the source's stream bytes by protocol (Verbose)
-	stop sync.Once
+	// kinds: the source's datagrams by QUIC packet kind and destination
+	// (Verbose).
+	kinds *wireKinds
+	// Inbound connections refused as they opened (the resource manager)
+	// and after their handshake (the gater; counted at the source with
+	// Verbose).
+	refusedEarly, refusedLate atomic.Int64
+	stop                      sync.Once
 }
 
 func (m *member) packetsSent() int64 {
@@ -433,6 +445,14 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 		Downlink: simnet.LinkSettings{BitsPerSecond: down},
 	}
 	sel := sourceIP{ip}
+	var gater *node.PeerCap
+	var rm network.ResourceManager = &network.NullResourceManager{}
+	if s.cfg.MaxPeers > 0 && !s.isBootstrap(idx) {
+		gater = node.NewPeerCap(s.cfg.MaxPeers)
+		if !s.cfg.LateRefusal {
+			rm = gater.ResourceManager(rm)
+		}
+	}
 	reuse := libp2p.QUICReuse(
 		func(l fx.Lifecycle, srk quic.StatelessResetKey, tk quic.TokenGeneratorKey, opts ...quicreuse.Option) (*quicreuse.ConnManager, error) {
 			cm, err := quicreuse.NewConnManager(srk, tk, opts...)
@@ -443,9 +463,29 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 			return cm, nil
 		},
 		quicreuse.OverrideSourceIPSelector(func() (quicreuse.SourceIPSelector, error) { return sel, nil }),
+		// What libp2p's default QUIC connection manager does (config.go):
+		// the resource manager decides on a connection at its first packet.
+		quicreuse.ConnContext(func(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+			addr, err := quicreuse.ToQuicMultiaddr(ci.RemoteAddr, quic.Version1)
+			if err != nil {
+				addr = nil
+			}
+			scope, err := rm.OpenConnection(network.DirInbound, false, addr)
+			if err != nil {
+				m.refusedEarly.Add(1)
+				return ctx, err
+			}
+			ctx = network.WithConnManagementScope(ctx, scope)
+			context.AfterFunc(ctx, scope.Done)
+			return ctx, nil
+		}),
 		quicreuse.OverrideListenUDP(func(_ string, addr *net.UDPAddr) (net.PacketConn, error) {
 			c := s.nw.NewEndpoint(addr, link)
 			m.conn.Store(c)
+			if idx == 0 && s.cfg.Verbose {
+				m.kinds = newWireKinds(c, s.indexOf)
+				return m.kinds, nil
+			}
 			return c, nil
 		}),
 	)
@@ -456,31 +496,32 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 		reuse,
 		// Address discovery through identify stalls synctest (simlibp2p).
 		libp2p.DisableIdentifyAddressDiscovery(),
-		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.ResourceManager(rm),
 		libp2p.DisableMetrics(),
 	}
 	if idx == 0 && s.cfg.Verbose {
 		m.bw = newProtoBytes()
 		opts = append(opts, libp2p.BandwidthReporter(m.bw))
 	}
-	var gater *node.PeerCap
-	if s.cfg.MaxPeers > 0 && !s.isBootstrap(idx) {
-		// The daemon's peer bound (daemon.NewHost): connection manager
-		// and gater.
+	var g connmgr.ConnectionGater
+	if gater != nil {
+		// The daemon's peer bound (daemon.NewHost): connection manager,
+		// gater and resource manager.
 		cm, err := node.NewConnManager(s.cfg.MaxPeers)
 		if err != nil {
 			return nil, err
 		}
-		gater = node.NewPeerCap(s.cfg.MaxPeers)
 		opts = append(opts, libp2p.ConnectionManager(cm))
+		g = gater
 	}
-	switch {
-	case s.dials != nil && gater != nil:
-		opts = append(opts, libp2p.ConnectionGater(countingGater{d: s.dials, inner: gater}))
-	case s.dials != nil:
-		opts = append(opts, libp2p.ConnectionGater(countingGater{d: s.dials}))
-	case gater != nil:
-		opts = append(opts, libp2p.ConnectionGater(gater))
+	if s.dials != nil {
+		g = countingGater{d: s.dials, inner: g}
+	}
+	if idx == 0 && s.cfg.Verbose && g != nil {
+		g = lateCount{ConnectionGater: g, n: &m.refusedLate}
+	}
+	if g != nil {
+		opts = append(opts, libp2p.ConnectionGater(g))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -634,11 +675,12 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			at, float64(d.out)/1e3, float64(d.backlog)/1e3, float64(d.fetchBytes)/1e3, d.probes, d.subs, d.refusals, d.evictions, d.drops, d.switches, d.stale, d.fetches, d.repaired)
 		ss := src.Stats()
 		wire, pkts := srcM.wireSent(), srcM.packetsSent()
-		s.cfg.Logf("t=%v source: %d peers (%d connections opened, %d closed), %d probes and %d refusals a second, wire %.2f Mbit/s in %d packets",
-			at, len(srcM.h.Network().Peers()), opened.Swap(0), closed.Swap(0), ss.ProbesIn-prevSrc.ProbesIn, ss.Refusals-prevSrc.Refusals,
+		s.cfg.Logf("t=%v source: %d peers (%d connections opened, %d closed; inbound refused %d at the first packet, %d after the handshake), %d probes and %d refusals a second, wire %.2f Mbit/s in %d packets",
+			at, len(srcM.h.Network().Peers()), opened.Swap(0), closed.Swap(0), srcM.refusedEarly.Swap(0), srcM.refusedLate.Swap(0), ss.ProbesIn-prevSrc.ProbesIn, ss.Refusals-prevSrc.Refusals,
 			float64(wire-prevWire)*8/1e6, pkts-prevPkts)
 		proto := srcM.bw.snapshot()
 		s.cfg.Logf("t=%v source sent on streams, kbit/s: %s", at, rates(prevProto, proto, time.Second))
+		s.cfg.Logf("t=%v source datagrams: %s", at, s.wireTo(srcM, all))
 		prevSrc, prevWire, prevPkts, prevProto = ss, wire, pkts, proto
 		if int(at/time.Second)%4 == 0 && s.cfg.Live.Stripes > 1 {
 			s.cfg.Logf("t=%v %s", at, treeShape(all, srcM.h.ID(), s.cfg.Live.Stripes))
@@ -647,6 +689,39 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			at, ss.UploadLagMS, ss.Children, ss.Load, n, lagMax, worst.Load, worst.Children, worst.RateOut/1e6, lagged, playSum/float64(max(n, 1)), playMax, stripeMax,
 			float64(depthSum)/float64(max(depthN, 1)), depthMax, depthN)
 	}
+}
+
+// wireTo gives the source's datagrams of the last second by QUIC packet kind,
+// and its bytes split by destination: the viewers whose stripe parent it is
+// now, the other peers it is connected to, and the rest (peers it has just
+// dropped or not yet connected to).
+func (s *swarm) wireTo(src *member, viewers []viewerStats) string {
+	c, to := src.kinds.take()
+	srcID := src.h.ID().String()
+	children := map[string]bool{}
+	for _, v := range viewers {
+		if slices.Contains(v.x.Parents, srcID) {
+			children[v.id.String()] = true
+		}
+	}
+	byIdx := map[int]*member{}
+	for _, m := range s.memberList() {
+		byIdx[m.idx] = m
+	}
+	var child, conn, other int64
+	for i, n := range to {
+		m := byIdx[i]
+		switch {
+		case m != nil && m.h != nil && children[m.h.ID().String()]:
+			child += n
+		case m != nil && m.h != nil && src.h.Network().Connectedness(m.h.ID()) == network.Connected:
+			conn += n
+		default:
+			other += n
+		}
+	}
+	return fmt.Sprintf("%v; kbit/s to %d stripe children %.0f, to other connected peers %.0f, to the rest %.0f",
+		c, len(children), float64(child)*8/1e3, float64(conn)*8/1e3, float64(other)*8/1e3)
 }
 
 // syncWriter serialises writes of the nodes' loggers.

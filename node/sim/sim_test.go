@@ -19,6 +19,7 @@ var (
 	fBoot      = flag.Int("bootstraps", 0, "DHT bootstrap nodes (default 2; -1: the source)")
 	fHint      = flag.Bool("hint", false, "give viewers the source as an initial candidate")
 	fSrcClient = flag.Bool("source-dht-client", false, "run the source's DHT in client mode (it answers no DHT queries)")
+	fLate      = flag.Bool("late-refusal", false, "a node at its peer bound refuses newcomers after their handshake (the gater) instead of at their first packet (for comparison)")
 	fMaxPeers  = flag.Int("max-peers", 0, "each node's peer bound, as the daemon's --max-peers (its default is 200; 0: no bound)")
 	fJoin      = flag.Duration("join-over", 0, "joins spread over (default 4s)")
 	fOnline    = flag.Duration("online", 0, "a viewer's node starts this long before it watches, as a running daemon's (default 0: with the watch)")
@@ -47,7 +48,7 @@ var (
 func flagConfig() Config {
 	c := Config{
 		Viewers: *fViewers, Seed: *fSeed, Bitrate: *fBitrate, Latency: *fLatency, LatencySpread: *fSpread,
-		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint, SourceDHTClient: *fSrcClient, MaxPeers: *fMaxPeers,
+		ViewerUp: *fVUp, Verbose: *fVerbose, SourceUp: *fSUp, Bootstraps: *fBoot, HintSource: *fHint, SourceDHTClient: *fSrcClient, LateRefusal: *fLate, MaxPeers: *fMaxPeers,
 		JoinOver: *fJoin, Online: *fOnline, MediaBitrate: *fMediaRate, Warmup: *fWarm, Measure: *fMeasure, Vanish: *fVanish, Leave: *fLeave, CountDials: *fDials,
 	}
 	c.Live.ChunkDuration = *fChunk
