@@ -30,25 +30,40 @@ type dialKey struct {
 	caller string
 }
 
-// note records one dial from the calling goroutine's stack: the first
+// note records one dial (allowed or not by the dialler's peer bound) from the calling goroutine's stack: the first
 // function outside libp2p's swarm and host, this file and the runtime.
-func (d *dialCounts) note() {
-	pc := make([]uintptr, 32)
+func (d *dialCounts) note(allowed bool) {
+	pc := make([]uintptr, 64)
 	frames := runtime.CallersFrames(pc[:runtime.Callers(2, pc)])
-	caller := "?"
+	caller, origin, root := "?", "", ""
 	for {
 		f, more := frames.Next()
-		if fn := f.Function; !strings.Contains(fn, "go-libp2p/p2p/net/swarm") &&
+		fn := f.Function
+		if caller == "?" && !strings.Contains(fn, "go-libp2p/p2p/net/swarm") &&
 			!strings.Contains(fn, "go-libp2p/p2p/host/basic") &&
 			!strings.Contains(fn, "hivecast/node/sim.") &&
 			!strings.Contains(fn, "hivecast/node.(*PeerCap)") &&
 			!strings.HasPrefix(fn, "runtime.") {
 			caller = fn
-			break
+		} else if caller != "?" && origin == "" && (strings.Contains(fn, "hivecast/hivecast/node") || strings.Contains(fn, "rtrefresh")) && !strings.Contains(fn, "hivecast/node/sim.") {
+			// Whose query it is, when the dial is a library's (the DHT's).
+			origin = fn
+		}
+		if !strings.HasPrefix(fn, "runtime.") {
+			root = fn
 		}
 		if !more {
 			break
 		}
+	}
+	if origin == "" && caller != root {
+		origin = root
+	}
+	if origin != "" && origin != caller {
+		caller += " <- " + origin
+	}
+	if !allowed {
+		caller += " (refused by its own peer bound)"
 	}
 	d.mu.Lock()
 	d.n[dialKey{int(time.Since(d.t0) / time.Second), caller}]++
@@ -91,8 +106,9 @@ type countingGater struct {
 }
 
 func (g countingGater) InterceptPeerDial(p peer.ID) bool {
-	g.d.note()
-	return g.inner == nil || g.inner.InterceptPeerDial(p)
+	ok := g.inner == nil || g.inner.InterceptPeerDial(p)
+	g.d.note(ok)
+	return ok
 }
 
 func (g countingGater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {

@@ -325,7 +325,7 @@ type member struct {
 	st   atomic.Pointer[live.Stream]
 	gone atomic.Bool // vanished or left
 	bw   *protoBytes // the source's stream bytes by protocol (Verbose)
-	// kinds: the source's datagrams by QUIC packet kind and destination
+	// kinds: the node's datagrams by QUIC packet kind and destination
 	// (Verbose).
 	kinds *wireKinds
 	// Inbound connections refused as they opened (the resource manager)
@@ -378,6 +378,9 @@ type swarm struct {
 	members []*member
 
 	dials *dialCounts // Config.CountDials
+
+	// viewerConns counts the connections the viewers opened (Verbose).
+	viewerConns atomic.Int64
 }
 
 // Node indexes: 0 is the source, 1..Bootstraps the bootstrap nodes, then
@@ -482,7 +485,7 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 		quicreuse.OverrideListenUDP(func(_ string, addr *net.UDPAddr) (net.PacketConn, error) {
 			c := s.nw.NewEndpoint(addr, link)
 			m.conn.Store(c)
-			if idx == 0 && s.cfg.Verbose {
+			if s.cfg.Verbose {
 				m.kinds = newWireKinds(c, s.indexOf)
 				return m.kinds, nil
 			}
@@ -529,6 +532,11 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 	}
 	if gater != nil {
 		gater.Attach(h)
+	}
+	if s.cfg.Verbose && idx > s.cfg.Bootstraps {
+		h.Network().Notify(&network.NotifyBundle{
+			ConnectedF: func(network.Network, network.Conn) { s.viewerConns.Add(1) },
+		})
 	}
 	m.h = h
 	lg := s.log
@@ -681,6 +689,14 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		proto := srcM.bw.snapshot()
 		s.cfg.Logf("t=%v source sent on streams, kbit/s: %s", at, rates(prevProto, proto, time.Second))
 		s.cfg.Logf("t=%v source datagrams: %s", at, s.wireTo(srcM, all))
+		var vk wireCount
+		for _, m := range viewers {
+			if m.kinds != nil {
+				c, _ := m.kinds.take()
+				vk = vk.plus(c)
+			}
+		}
+		s.cfg.Logf("t=%v viewers' datagrams: %v; %d connections opened (each counted at both ends)", at, vk, s.viewerConns.Swap(0))
 		prevSrc, prevWire, prevPkts, prevProto = ss, wire, pkts, proto
 		if int(at/time.Second)%4 == 0 && s.cfg.Live.Stripes > 1 {
 			s.cfg.Logf("t=%v %s", at, treeShape(all, srcM.h.ID(), s.cfg.Live.Stripes))

@@ -80,6 +80,14 @@ func (w *wireKinds) take() (wireCount, map[int]int64) {
 	return c, to
 }
 
+func (c wireCount) plus(d wireCount) wireCount {
+	for k := range numKinds {
+		c.pkts[k] += d.pkts[k]
+		c.bytes[k] += d.bytes[k]
+	}
+	return c
+}
+
 // String gives the kinds that were sent, as packets and kbit/s over one
 // second.
 func (c wireCount) String() string {
