@@ -43,15 +43,25 @@ func NewPeerCap(max int) *PeerCap { return &PeerCap{max: max} }
 // manager tells which peers are protected.
 func (g *PeerCap) Attach(h host.Host) { g.h.Store(&h) }
 
-func (g *PeerCap) allow(p peer.ID) bool {
+// bounded returns the host whose peers the bound applies to, or false when
+// there is no bound or no host attached yet.
+func (g *PeerCap) bounded() (host.Host, bool) {
 	if g.max <= 0 {
-		return true
+		return nil, false
 	}
 	hp := g.h.Load()
 	if hp == nil {
+		return nil, false
+	}
+	return *hp, true
+}
+
+func (g *PeerCap) allow(p peer.ID) bool {
+	h, ok := g.bounded()
+	if !ok {
 		return true
 	}
-	nw := (*hp).Network()
+	nw := h.Network()
 	if nw.Connectedness(p) == network.Connected {
 		return true
 	}
@@ -61,7 +71,7 @@ func (g *PeerCap) allow(p peer.ID) bool {
 	if len(peers) < g.max {
 		return true
 	}
-	return g.makeRoomLocked(nw, (*hp).ConnManager(), peers, p)
+	return g.makeRoomLocked(nw, h.ConnManager(), peers, p)
 }
 
 // hasRoom reports whether a new peer could be admitted now: the node has
@@ -69,18 +79,14 @@ func (g *PeerCap) allow(p peer.ID) bool {
 // nothing; the admission itself (allow) comes after the handshake, when the
 // peer is known.
 func (g *PeerCap) hasRoom() bool {
-	if g.max <= 0 {
+	h, ok := g.bounded()
+	if !ok {
 		return true
 	}
-	hp := g.h.Load()
-	if hp == nil {
-		return true
-	}
-	nw := (*hp).Network()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	peers := nw.Peers()
-	return len(peers) < g.max || g.victimLocked((*hp).ConnManager(), peers, "") != ""
+	peers := h.Network().Peers()
+	return len(peers) < g.max || g.victimLocked(h.ConnManager(), peers, "") != ""
 }
 
 // makeRoomLocked closes the connections of the unprotected peer with the
