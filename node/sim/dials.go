@@ -30,8 +30,11 @@ type dialKey struct {
 	caller string
 }
 
-// note records one dial (allowed or not by the dialler's peer bound) from the calling goroutine's stack: the first
-// function outside libp2p's swarm and host, this file and the runtime.
+// note records one dial from the calling goroutine's stack: the first
+// function outside libp2p's swarm and host, this file and the runtime; then,
+// after "<-", whose work it is (the first hivecast function above it, else
+// the goroutine's root: the DHT's query workers); and whether the dialler's
+// own peer bound refused it.
 func (d *dialCounts) note(allowed bool) {
 	pc := make([]uintptr, 64)
 	frames := runtime.CallersFrames(pc[:runtime.Callers(2, pc)])

@@ -325,12 +325,12 @@ type member struct {
 	st   atomic.Pointer[live.Stream]
 	gone atomic.Bool // vanished or left
 	bw   *protoBytes // the source's stream bytes by protocol (Verbose)
-	// kinds: the node's datagrams by QUIC packet kind and destination
-	// (Verbose).
+	// kinds: the node's datagrams by QUIC packet kind, and for the source
+	// by destination (Verbose).
 	kinds *wireKinds
 	// Inbound connections refused as they opened (the resource manager)
-	// and after their handshake (the gater; counted at the source with
-	// Verbose).
+	// and after their handshake (the gater; counted at the source only,
+	// with Verbose).
 	refusedEarly, refusedLate atomic.Int64
 	stop                      sync.Once
 }
@@ -486,7 +486,11 @@ func (s *swarm) newMember(idx int, up, down int, boot []peer.AddrInfo) (*member,
 			c := s.nw.NewEndpoint(addr, link)
 			m.conn.Store(c)
 			if s.cfg.Verbose {
-				m.kinds = newWireKinds(c, s.indexOf)
+				var byDest func(net.Addr) int
+				if idx == 0 {
+					byDest = s.indexOf
+				}
+				m.kinds = newWireKinds(c, byDest)
 				return m.kinds, nil
 			}
 			return c, nil
@@ -714,23 +718,25 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 func (s *swarm) wireTo(src *member, viewers []viewerStats) string {
 	c, to := src.kinds.take()
 	srcID := src.h.ID().String()
-	children := map[string]bool{}
+	children := map[peer.ID]bool{}
 	for _, v := range viewers {
 		if slices.Contains(v.x.Parents, srcID) {
-			children[v.id.String()] = true
+			children[v.id] = true
 		}
 	}
-	byIdx := map[int]*member{}
+	ids := map[int]peer.ID{}
 	for _, m := range s.memberList() {
-		byIdx[m.idx] = m
+		if m.h != nil {
+			ids[m.idx] = m.h.ID()
+		}
 	}
 	var child, conn, other int64
 	for i, n := range to {
-		m := byIdx[i]
+		id, known := ids[i]
 		switch {
-		case m != nil && m.h != nil && children[m.h.ID().String()]:
+		case known && children[id]:
 			child += n
-		case m != nil && m.h != nil && src.h.Network().Connectedness(m.h.ID()) == network.Connected:
+		case known && src.h.Network().Connectedness(id) == network.Connected:
 			conn += n
 		default:
 			other += n

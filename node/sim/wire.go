@@ -18,11 +18,14 @@ import (
 // close). Coalesced packets count as the kind of the first.
 type wireKinds struct {
 	*simnet.SimConn
-	idx func(net.Addr) int // node index of an address (-1: unknown)
+	// idx gives the node index of an address (-1: unknown); nil: bytes
+	// are not counted by destination (the lookup costs a map access and an
+	// allocation per datagram, and only the source's are logged).
+	idx func(net.Addr) int
 
 	mu  sync.Mutex
 	now wireCount
-	to  map[int]int64 // bytes per destination node since the last take
+	to  map[int]int64 // bytes per destination node since the last take (idx set)
 }
 
 // smallPacket bounds a 1-RTT datagram counted as control, not data: an
@@ -47,8 +50,14 @@ const (
 
 var kindNames = [numKinds]string{"initial", "0-rtt", "handshake", "retry", "1-rtt small", "1-rtt data"}
 
+// newWireKinds counts c's datagrams by kind, and by destination if idx is
+// not nil.
 func newWireKinds(c *simnet.SimConn, idx func(net.Addr) int) *wireKinds {
-	return &wireKinds{SimConn: c, idx: idx, to: map[int]int64{}}
+	w := &wireKinds{SimConn: c, idx: idx}
+	if idx != nil {
+		w.to = map[int]int64{}
+	}
+	return w
 }
 
 // WriteTo counts the datagram, then sends it.
@@ -61,11 +70,16 @@ func (w *wireKinds) WriteTo(p []byte, addr net.Addr) (int, error) {
 		case len(p) <= smallPacket:
 			k = kindSmall
 		}
-		to := w.idx(addr)
+		to := -1
+		if w.idx != nil {
+			to = w.idx(addr)
+		}
 		w.mu.Lock()
 		w.now.pkts[k]++
 		w.now.bytes[k] += int64(len(p))
-		w.to[to] += int64(len(p))
+		if w.to != nil {
+			w.to[to] += int64(len(p))
+		}
 		w.mu.Unlock()
 	}
 	return w.SimConn.WriteTo(p, addr)
@@ -76,7 +90,10 @@ func (w *wireKinds) take() (wireCount, map[int]int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c, to := w.now, w.to
-	w.now, w.to = wireCount{}, map[int]int64{}
+	w.now = wireCount{}
+	if to != nil {
+		w.to = map[int]int64{}
+	}
 	return c, to
 }
 
