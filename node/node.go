@@ -41,6 +41,10 @@ type Config struct {
 	Logger *slog.Logger
 	// DHTOptions are appended to hivecast's DHT options (tests, simulator).
 	DHTOptions []dht.Option
+	// RefreshAfter is when the first full refresh of the DHT routing table
+	// runs after the node starts (default one minute plus up to 30 s, so
+	// that a crowd joining at once does not refresh at once; refreshLoop).
+	RefreshAfter time.Duration
 	// Bandwidth, when set, is the host's bandwidth reporter; Status reports
 	// its totals.
 	Bandwidth *metrics.BandwidthCounter
@@ -80,6 +84,8 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		dht.ProtocolPrefix(DHTPrefix),
 		// No IPFS bootstrap peers: the hivecast network has its own.
 		dht.BootstrapPeers(),
+		// The node refreshes the routing table itself (refreshLoop).
+		dht.DisableAutoRefresh(),
 	}
 	opts = append(opts, cfg.DHTOptions...)
 	d, err := dht.New(h, opts...)
@@ -100,9 +106,10 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		bw:        cfg.Bandwidth,
 	}
 	h.Network().Notify(n.notifiee())
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.bootstrapLoop(backoff)
 	go n.livenessLoop()
+	go n.refreshLoop(cfg.RefreshAfter)
 	log.Info("node started", "peer", h.ID().String(), "addrs", fmt.Sprint(h.Addrs()))
 	return n, nil
 }
@@ -269,9 +276,9 @@ func (n *Node) refresh() {
 	deadline.Stop()
 	// A lookup of our own ID (Kademlia's join): it meets the peers closest
 	// to us, which must know us for the DHT to route to us, and fills the
-	// routing table along the way. The DHT refreshes its other buckets on
-	// its own schedule. A full refresh here (a lookup per bucket) made every
-	// node joining a flash crowd dial a few hundred peers: at a node's peer
+	// routing table along the way. refreshLoop refreshes the other buckets
+	// later. A full refresh here (a lookup per bucket) made every node
+	// joining a flash crowd dial a few hundred peers: at a node's peer
 	// bound, each dial closes another peer's connection (docs/benchmarks.md).
 	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 	_, err := n.dht.GetClosestPeers(ctx, string(n.host.ID()))

@@ -210,6 +210,12 @@ func (st *Stream) discover() {
 	for {
 		st.mu.Lock()
 		n := len(st.cands)
+		usable := 0 // candidates whose last probe or subscription did not fail
+		for _, c := range st.cands {
+			if c.fails == 0 {
+				usable++
+			}
+		}
 		// Peer exchange with each stripe's parent in turn.
 		var parent peer.ID
 		for i := range st.feeds {
@@ -219,18 +225,27 @@ func (st *Stream) discover() {
 			}
 		}
 		st.mu.Unlock()
+		// Look again soon while nobody the viewer knows can feed it (a
+		// newcomer whose lookup found only full peers, which refused it),
+		// else every 10 s while it knows few.
 		interval := 10 * time.Second
-		if n == 0 {
+		switch {
+		case usable == 0:
 			interval = time.Second
+		case parent == "":
+			interval = 2 * time.Second
 		}
-		if n < minCandidates && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
+		if usable < minCandidates && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
 			lastDHT = time.Now()
 			ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
+			found := 0
 			for ai := range d.FindProvidersAsync(ctx, st.id, dhtProviders) {
 				st.svc.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 				st.addCandidate(ai.ID, -1, -1)
+				found++
 			}
 			cancel()
+			st.svc.log.Debug("dht provider lookup", "stream", st.id.String(), "found", found, "took", time.Since(lastDHT).String(), "routing_table", d.RoutingTable().Size(), "peers", len(st.svc.h.Network().Peers()))
 		}
 		if parent != "" && time.Since(lastPex) >= pexInterval {
 			lastPex = time.Now()
