@@ -24,17 +24,18 @@ const (
 	refreshJitter = 30 * time.Second
 	// refreshEvery is the period of later refreshes (kad-dht's default).
 	refreshEvery = 10 * time.Minute
-	// refreshLow is the routing table size at or below which a refresh
-	// runs at the next check rather than waiting for its period (kad-dht's
-	// own threshold).
+	// refreshLow: a table that has shrunk to this size or less is
+	// refreshed at the next check rather than at its period (kad-dht's own
+	// threshold).
 	refreshLow   = 10
 	refreshCheck = time.Minute
 )
 
 // refreshLoop refreshes the DHT routing table (kad-dht's refresh: a lookup
 // of the node's own ID and one per bucket due) first after start, then
-// every refreshEvery, and at the next check whenever the table has shrunk
-// to refreshLow peers.
+// every refreshEvery, and at the next check when the table has lost peers
+// since the last refresh and holds refreshLow or fewer (a small network,
+// whose table holds everyone, is not refreshed every check).
 func (n *Node) refreshLoop(first time.Duration) {
 	defer n.wg.Done()
 	if first <= 0 {
@@ -43,6 +44,7 @@ func (n *Node) refreshLoop(first time.Duration) {
 	t := time.NewTimer(first)
 	defer t.Stop()
 	var last time.Time
+	lastSize := 0
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -51,7 +53,8 @@ func (n *Node) refreshLoop(first time.Duration) {
 		}
 		t.Reset(refreshCheck)
 		size := n.dht.RoutingTable().Size()
-		if size == 0 || (size > refreshLow && !last.IsZero() && time.Since(last) < refreshEvery) {
+		due := last.IsZero() || time.Since(last) >= refreshEvery || (size <= refreshLow && size < lastSize)
+		if size == 0 || !due {
 			continue // nobody to ask (bootstrapLoop redials), or not due
 		}
 		last = time.Now()
@@ -63,6 +66,7 @@ func (n *Node) refreshLoop(first time.Duration) {
 		case <-n.ctx.Done():
 			return
 		}
-		n.log.Debug("dht routing table refreshed", "size", n.dht.RoutingTable().Size())
+		lastSize = n.dht.RoutingTable().Size()
+		n.log.Debug("dht routing table refreshed", "size", lastSize)
 	}
 }
