@@ -227,15 +227,19 @@ func (st *Stream) discover() {
 		st.mu.Unlock()
 		// Look again soon while nobody the viewer knows can feed it (a
 		// newcomer whose lookup found only full peers, which refused it),
-		// else every 10 s while it knows few.
+		// else every 10 s while it knows few. A viewer with a parent counts
+		// every candidate it knows, usable or not: peer exchange keeps it
+		// supplied, and a thousand viewers looking up every 10 s would be
+		// a DHT storm of their own.
 		interval := 10 * time.Second
+		need := n < minCandidates
 		switch {
 		case usable == 0:
-			interval = time.Second
+			interval, need = time.Second, true
 		case parent == "":
-			interval = 2 * time.Second
+			interval, need = 2*time.Second, usable < minCandidates
 		}
-		if usable < minCandidates && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
+		if need && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
 			lastDHT = time.Now()
 			ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
 			found := 0
