@@ -51,11 +51,17 @@ func (n *Node) refreshLoop(first time.Duration) {
 			return
 		case <-t.C:
 		}
-		t.Reset(refreshCheck)
 		size := n.dht.RoutingTable().Size()
+		if size == 0 {
+			// Nobody to ask yet (bootstrapLoop dials): look again soon,
+			// so that a refresh due now runs once the table has a peer.
+			t.Reset(time.Second)
+			continue
+		}
+		t.Reset(refreshCheck)
 		due := last.IsZero() || time.Since(last) >= refreshEvery || (size <= refreshLow && size < lastSize)
-		if size == 0 || !due {
-			continue // nobody to ask (bootstrapLoop redials), or not due
+		if !due {
+			continue
 		}
 		last = time.Now()
 		select {
