@@ -13,8 +13,8 @@ import (
 // crowd every joining node does so at once. At 100 viewers bound to 32 peers
 // the crowd's DHT dials then went on until 9 s after the first join, up to
 // 9,000 a second (most refused by the dialler's own bound, the rest
-// handshakes on links the stream needed); without the join-time refresh they
-// end at 5 s (docs/benchmarks.md). A node joins with one lookup of its own
+// handshakes on links the stream needed); without the join-time refresh (and
+// with the viewers' faster re-lookup) they ended at 4-5 s (docs/benchmarks.md). A node joins with one lookup of its own
 // ID (refresh), which is Kademlia's join; the full refresh comes later,
 // spread over the crowd, and then periodically, as kad-dht's would.
 const (
