@@ -152,8 +152,19 @@ func (r capRM) OpenConnection(dir network.Direction, usefd bool, endpoint ma.Mul
 }
 
 // InterceptPeerDial lets the node dial a new peer if it has room or can make
-// some.
-func (g *PeerCap) InterceptPeerDial(p peer.ID) bool { return g.allow(p) }
+// some, and a peer one of its services protects (a parent it is subscribing
+// to) even beyond the bound when it cannot: the connection manager trims
+// back below it. A full joiner's own bound refused the dials to the parents
+// it had chosen, its slots all taken by DHT queries and probes younger than
+// evictMinAge: at 100 viewers bound to 32 peers, 200 subscriptions in a
+// run (docs/benchmarks.md).
+func (g *PeerCap) InterceptPeerDial(p peer.ID) bool {
+	if g.allow(p) {
+		return true
+	}
+	h, ok := g.bounded()
+	return ok && h.ConnManager().IsProtected(p, "")
+}
 
 // InterceptAddrDial allows every address.
 func (g *PeerCap) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }

@@ -104,6 +104,37 @@ func TestPeerBoundKeepsProtected(t *testing.T) {
 	}
 }
 
+// A full node with no peer it may close still dials a peer one of its
+// services protects (a parent it subscribes to), beyond its bound; any other
+// dial it refuses.
+func TestPeerBoundDialsProtected(t *testing.T) {
+	const maxPeers = 2
+	hub := boundedHub(t, maxPeers)
+	for i := 0; i < maxPeers; i++ {
+		h := loopbackHost(t)
+		if !admitted(t, hub, h) {
+			t.Fatalf("peer %d of %d refused", i+1, maxPeers)
+		}
+		hub.ConnManager().Protect(h.ID(), "test/video")
+	}
+	dial := func(h host.Host) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hub.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	}
+	if err := dial(loopbackHost(t)); err == nil {
+		t.Fatal("a full hub dialled a new unprotected peer")
+	}
+	parent := loopbackHost(t)
+	hub.ConnManager().Protect(parent.ID(), "test/parent")
+	if err := dial(parent); err != nil {
+		t.Fatalf("a full hub could not dial a peer it protects: %v", err)
+	}
+	if n := len(hub.Network().Peers()); n != maxPeers+1 {
+		t.Fatalf("hub has %d peers, want %d (the bound and the protected one)", n, maxPeers+1)
+	}
+}
+
 // A full node with no peer it may close refuses a QUIC newcomer at its first
 // packet (CONNECTION_REFUSED), before the handshake, instead of completing
 // the handshake and then closing the connection in its gater: in a flash

@@ -249,11 +249,11 @@ func (f *feed) run() {
 				// that die together (a rack, a NAT, a third of a swarm) die
 				// together: check the best few at once, briefly; a live peer
 				// on a LAN answers in milliseconds.
-				standby = st.checkStandbys(f, 8)
+				standby = st.checkStandbys(f, 8, 2)
 				if standby == "" {
 					// None of the best eight is alive with room (a third of
 					// the swarm may have died at once): check more.
-					standby = st.checkStandbys(f, 24)
+					standby = st.checkStandbys(f, 24, 4)
 				}
 			}
 		}
@@ -293,13 +293,22 @@ func (f *feed) run() {
 		}
 		c := st.cands[p]
 		voluntary := errors.Is(err, errMove)
-		lostParent = err != nil && !voluntary && !errors.Is(err, errBusy)
-		if lostParent {
-			f.lost = p
+		if !errors.Is(err, errUnreachable) {
+			// A peer we could not reach never was our parent: a stripe
+			// that was joining goes on joining, one failing over goes on
+			// failing over from the parent it lost. Taken as a loss, a
+			// joiner's dial that its own peer bound or a full peer refused
+			// set off a failover's check of 8 and 24 standbys, most of
+			// whose dials were refused in turn: at 100 viewers bound to 32
+			// peers, 250 of 260 "failovers" (docs/benchmarks.md).
+			lostParent = err != nil && !voluntary && !errors.Is(err, errBusy)
+			if lostParent {
+				f.lost = p
+			}
 		}
 		if p == f.moveTo {
 			f.moveTo = ""
-			if !errors.Is(err, errBusy) {
+			if !errors.Is(err, errBusy) && !errors.Is(err, errUnreachable) {
 				f.moveBack = "" // it took us: no going back
 			}
 		}
@@ -341,12 +350,18 @@ func (f *feed) nextMoveTarget() (peer.ID, bool) {
 // failoverProbe bounds the check of standby parents after a parent is lost.
 const failoverProbe = 150 * time.Millisecond
 
-// checkStandbys checks up to n standby parents of f at once and returns the
-// first that answers that it has room and chunks newer than ours ("" if none
-// does within failoverProbe): a dead standby must not hold up the failover
-// to a live one.
-func (st *Stream) checkStandbys(f *feed, n int) peer.ID {
-	return st.probeFirst(st.standbys(f, n, false), failoverProbe, failoverProbe+20*time.Millisecond, 0, func(c *candidate) bool {
+// checkStandbys checks up to n standby parents of f at once, at most
+// strangers of them peers we hold no connection to, and returns the first
+// that answers that it has room and chunks newer than ours ("" if none does
+// within failoverProbe): a dead standby must not hold up the failover to a
+// live one. A stranger costs a handshake at both ends and, at a peer bound,
+// a connection each end closes; it seldom answers within failoverProbe
+// anyway (a dial and a probe are two round trips), though its answer is
+// kept for the next pick. Unbounded, failovers in a crowd of 300 bound to
+// 64 peers dialled 1,000-2,700 strangers a second (docs/benchmarks.md).
+func (st *Stream) checkStandbys(f *feed, n, strangers int) peer.ID {
+	ids, _ := st.fewStrangers(st.standbys(f, -1, false), n, strangers)
+	return st.probeFirst(ids, probeFailover, failoverProbe, failoverProbe+20*time.Millisecond, 0, func(c *candidate) bool {
 		return c.fails == 0 && f.roomLocked(c) > 0 && f.homeOf(c) && !f.orphanedLocked(c) &&
 			st.svc.cfg.Now().Sub(c.probedAt) < failoverProbe+100*time.Millisecond
 	})
@@ -357,6 +372,9 @@ var (
 	errLoop  = errors.New("parent is fed by us (loop)")
 	errBusy  = errors.New("parent has no room")
 	errMove  = errors.New("moving to a better parent")
+	// No stream to the peer: the dial or the protocol's negotiation
+	// failed (a peer bound at either end, a dead or unknown address).
+	errUnreachable = errors.New("peer unreachable")
 )
 
 // subscribe receives the stripe from p until it stalls, fails or ends.
@@ -373,6 +391,13 @@ func (f *feed) subscribe(p peer.ID) error {
 		f.move = nil
 		st.mu.Unlock()
 	}()
+	// The connection to a parent carries video: the connection manager
+	// must not trim it when the node has many peers (the parent protects
+	// it on its side, but each side's manager trims on its own), and a
+	// node at its peer bound dials it all the same (node.PeerCap).
+	tag := parentTag(st.id, f.idx)
+	st.svc.h.ConnManager().Protect(p, tag)
+	defer st.svc.h.ConnManager().Unprotect(p, tag)
 	// Opening a stream on a live connection is immediate; dialling a peer
 	// on a LAN takes milliseconds. Give up quickly: the jitter buffer has
 	// only a few hundred milliseconds to spare after a parent is lost.
@@ -380,16 +405,10 @@ func (f *feed) subscribe(p peer.ID) error {
 	ns, err := st.svc.h.NewStream(octx, p, ID)
 	ocancel()
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errUnreachable, err)
 	}
 	defer ns.Reset()
 	_ = ns.Scope().SetService("hivecast.live")
-	// The connection to a parent carries video: the connection manager
-	// must not trim it when the node has many peers (the parent protects
-	// it on its side, but each side's manager trims on its own).
-	tag := parentTag(st.id, f.idx)
-	st.svc.h.ConnManager().Protect(p, tag)
-	defer st.svc.h.ConnManager().Unprotect(p, tag)
 	set := f.set()
 	st.mu.Lock()
 	req := &pb.LiveRequest{Stream: st.id.Bytes()}
@@ -416,7 +435,7 @@ func (f *feed) subscribe(p peer.ID) error {
 	}
 	st.mu.Unlock()
 	if err := wire.WriteMsg(ns, req); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errUnreachable, err)
 	}
 	// Keepalives: an empty request every heartbeat tells the parent we are
 	// still here (it frees the slot of a child that went silent).
@@ -497,22 +516,29 @@ func (f *feed) subscribe(p peer.ID) error {
 		}
 	}()
 	r := wire.NewReader(&countingReader{r: ns, n: &got})
+	// A peer that never answered never was our parent (its host may be
+	// gone, its connection still looking open).
+	answered := false
 	for {
 		m, err := live.ReadMessage(r)
 		if err != nil {
 			select {
 			case <-stalled:
-				return errStall
+				err = errStall
 			default:
-			}
-			if errors.Is(context.Cause(ctx), errMove) {
-				return errMove
+				if errors.Is(context.Cause(ctx), errMove) {
+					return errMove
+				}
 			}
 			if errors.Is(err, live.ErrBadPush) {
 				st.ban(p, err)
 			}
+			if !answered {
+				return fmt.Errorf("%w: %w", errUnreachable, err)
+			}
 			return err
 		}
+		answered = true
 		isChunk := false
 		switch x := m.Msg.(type) {
 		case *pb.LiveMessage_Info:

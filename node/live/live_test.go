@@ -178,6 +178,16 @@ func TestLiveChain(t *testing.T) {
 		if s.Delivered < 50 {
 			t.Errorf("viewer %d: only %d chunks played", i, s.Delivered)
 		}
+		// It probed to join, and counts what its probes cost: a dial is a
+		// probe that had to open a connection.
+		if s.ProbesOut["join"] == 0 {
+			t.Errorf("viewer %d: no join probe counted: sent %v, dials %v", i, s.ProbesOut, s.ProbeDials)
+		}
+		for why, n := range s.ProbeDials {
+			if n > s.ProbesOut[why] {
+				t.Errorf("viewer %d: %d %s probe dials, more than the %d %s probes sent", i, n, why, s.ProbesOut[why], why)
+			}
+		}
 		if e := decodeErrors(t, filepath.Join(dir, string(rune('a'+i))+".ts")); e != "" {
 			t.Errorf("viewer %d output does not decode cleanly: %s", i, e)
 		}

@@ -74,6 +74,9 @@ type Stream struct {
 	// chunk copies skipped as stale.
 	backlogOut, subsIn, evictions, drops, staleSkips uint64
 	probesIn, refusals                               uint64
+	// Probes sent, by what they were for, and of them those to peers we
+	// held no connection to (each a handshake at both ends).
+	probesOut, probeDials [numProbeWhys]uint64
 	// Repair fetches (repair.go): chunks asked for and when; fetches
 	// sent and chunks they added; fetches answered, their bytes, and the
 	// limit on them.
@@ -472,6 +475,11 @@ type Stats struct {
 	// a loop): what peers looking for a parent cost this node.
 	ProbesIn uint64 `json:"probes_in"`
 	Refusals uint64 `json:"refusals"`
+	// Probes this viewer sent, by what they were for (join, failover,
+	// standby, explore, move), and of them those that had to open a
+	// connection first: what its probing costs other peers.
+	ProbesOut  map[string]uint64 `json:"probes_out,omitempty"`
+	ProbeDials map[string]uint64 `json:"probe_dials,omitempty"`
 	// Repair fetches (striped streams): sent, and the chunks they added
 	// that had not come otherwise; answered, and the bytes sent in them
 	// (also counted in BytesOut).
@@ -519,7 +527,7 @@ func (s *Stream) Stats() Stats {
 		Children: s.childPeersLocked(), Load: s.loadLocked(), Peers: len(s.cands), Banned: len(s.banned), Switches: s.switches,
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		BacklogBytesOut: s.backlogOut, Subscriptions: s.subsIn, Evictions: s.evictions, ChildDrops: s.drops, StaleSkips: s.staleSkips,
-		ProbesIn: s.probesIn, Refusals: s.refusals,
+		ProbesIn: s.probesIn, Refusals: s.refusals, ProbesOut: whyCounts(s.probesOut), ProbeDials: whyCounts(s.probeDials),
 		FetchesOut: s.fetchesOut, Repaired: s.repaired, FetchesIn: s.fetchesIn, FetchBytesOut: s.fetchBytesOut,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
 	}
@@ -599,3 +607,31 @@ func (r *rateMeter) rate(now time.Time) float64 {
 }
 
 var errEnded = errors.New("stream ended")
+
+// probeWhy is what a probe is for.
+type probeWhy int
+
+const (
+	probeJoin     probeWhy = iota // a stripe looking for its first parent, or a new one after a refusal
+	probeFailover                 // the standbys of a stripe that lost its parent
+	probeStandby                  // optimize: keeping each stripe's best standby known alive
+	probeExplore                  // optimize: candidates not probed lately
+	probeMove                     // a better parent, just before moving to it
+	numProbeWhys
+)
+
+var probeWhyNames = [numProbeWhys]string{"join", "failover", "standby", "explore", "move"}
+
+// whyCounts names the non-zero counts of c by purpose (nil: none).
+func whyCounts(c [numProbeWhys]uint64) map[string]uint64 {
+	var m map[string]uint64
+	for i, n := range c {
+		if n > 0 {
+			if m == nil {
+				m = map[string]uint64{}
+			}
+			m[probeWhyNames[i]] = n
+		}
+	}
+	return m
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -414,7 +415,7 @@ func (st *Stream) candsAddedChan() <-chan struct{} {
 
 // probeShared probes p within timeout, or, if a probe of p is already under
 // way (the stripes of a join probe the same candidates), waits for that one.
-func (st *Stream) probeShared(p peer.ID, timeout time.Duration) {
+func (st *Stream) probeShared(p peer.ID, timeout time.Duration, why probeWhy) {
 	st.mu.Lock()
 	ch, busy := st.probes[p]
 	if !busy {
@@ -435,11 +436,19 @@ func (st *Stream) probeShared(p peer.ID, timeout time.Duration) {
 		st.mu.Unlock()
 		close(ch)
 	}()
-	st.probeWithin(p, timeout)
+	st.probeWithin(p, timeout, why)
 }
 
-// probeWithin probes p, giving up (and counting a failure) after timeout.
-func (st *Stream) probeWithin(p peer.ID, timeout time.Duration) {
+// probeWithin probes p, giving up (and counting a failure) after timeout;
+// why is what the probe is for (Stats.ProbesOut).
+func (st *Stream) probeWithin(p peer.ID, timeout time.Duration, why probeWhy) {
+	stranger := !st.connected(p)
+	st.mu.Lock()
+	st.probesOut[why]++
+	if stranger {
+		st.probeDials[why]++
+	}
+	st.mu.Unlock()
 	ctx, cancel := context.WithTimeout(st.ctx, timeout)
 	defer cancel()
 	ns, err := st.svc.h.NewStream(ctx, p, ID)
@@ -661,6 +670,55 @@ func (st *Stream) leaveSourceLocked(id peer.ID, f *feed) bool {
 // IDs), so that a flash crowd that learnt the same providers from the DHT
 // does not probe the same few of them (docs/benchmarks.md).
 func (st *Stream) unknown(n int) []peer.ID {
+	return st.unknownWithin(n, -1)
+}
+
+// strangersPerTick bounds the background probes (optimize) of peers this
+// node holds no connection to: one a second. Without it a viewer of a
+// swarm at its peer bound, looking each second for a standby with room
+// among peers most of which are full, dialled a stranger per stripe a
+// second, and its exploration four more every three seconds: at 300
+// viewers bound to 64 peers, 2,600 dials a second, nearly one a probe, and
+// a fifth of what viewers sent was handshakes (docs/benchmarks.md).
+const strangersPerTick = 1
+
+// connected reports whether this node holds a connection to p.
+func (st *Stream) connected(p peer.ID) bool {
+	return st.svc.h.Network().Connectedness(p) == network.Connected
+}
+
+// unknownWithin is unknown with at most strangers of the n (strangers < 0:
+// any number) peers this node holds no connection to: the best n, passing
+// over the strangers beyond that many.
+func (st *Stream) unknownWithin(n, strangers int) []peer.ID {
+	if strangers < 0 {
+		return st.unknownRanked(n)
+	}
+	ids, _ := st.fewStrangers(st.unknownRanked(-1), n, strangers)
+	return ids
+}
+
+// fewStrangers returns the first n of ids (n < 0: all), passing over those
+// this node holds no connection to once it has taken strangers of them,
+// and how many strangers it could still have taken.
+func (st *Stream) fewStrangers(ids []peer.ID, n, strangers int) ([]peer.ID, int) {
+	var out []peer.ID
+	for _, id := range ids {
+		if len(out) == n {
+			break
+		}
+		if !st.connected(id) {
+			if strangers == 0 {
+				continue
+			}
+			strangers--
+		}
+		out = append(out, id)
+	}
+	return out, strangers
+}
+
+func (st *Stream) unknownRanked(n int) []peer.ID {
 	now := st.svc.cfg.Now()
 	self := st.svc.h.ID()
 	st.mu.Lock()
@@ -687,19 +745,13 @@ func pairHash(a, b peer.ID) uint32 {
 	return h.Sum32()
 }
 
-// probeUnknown probes, in parallel, up to n candidates not probed recently,
-// and waits for all of them.
-func (st *Stream) probeUnknown(n int) {
-	st.probeAll(st.unknown(n), time.Second)
-}
-
 // joinProbe probes, in parallel, up to n candidates not probed recently
 // for a joining stripe f. It returns joinProbeGrace after one answers with
 // room in f's stripe (it forwards that stripe), or after joinProbeWait: a
 // join should not wait for the slowest of eight probes, whose answers
 // still arrive and are kept.
 func (st *Stream) joinProbe(f *feed, n int) {
-	st.probeFirst(st.unknown(n), time.Second, joinProbeWait, joinProbeGrace, func(c *candidate) bool {
+	st.probeFirst(st.unknown(n), probeJoin, time.Second, joinProbeWait, joinProbeGrace, func(c *candidate) bool {
 		return c.fails == 0 && f.roomLocked(c) > 0 && f.homeOf(c)
 	})
 }
@@ -709,7 +761,7 @@ func (st *Stream) joinProbe(f *feed, n int) {
 // those answering by then is the caller's to pick), or "" when every probe
 // has answered without one or wait has passed. Probes still running go on
 // in the background, and what they learn is kept.
-func (st *Stream) probeFirst(ids []peer.ID, timeout, wait, grace time.Duration, good func(*candidate) bool) peer.ID {
+func (st *Stream) probeFirst(ids []peer.ID, why probeWhy, timeout, wait, grace time.Duration, good func(*candidate) bool) peer.ID {
 	if len(ids) == 0 {
 		return ""
 	}
@@ -720,7 +772,7 @@ func (st *Stream) probeFirst(ids []peer.ID, timeout, wait, grace time.Duration, 
 		go func(id peer.ID) {
 			defer st.wg.Done()
 			defer func() { done <- struct{}{} }()
-			st.probeShared(id, timeout)
+			st.probeShared(id, timeout, why)
 			st.mu.Lock()
 			c := st.cands[id]
 			ok := c != nil && good(c)
@@ -794,6 +846,13 @@ func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 		if f.orphanedLocked(c) {
 			sc += 256
 		}
+		if !st.connected(id) {
+			// A stranger ranks as a connected peer a level deeper: keeping
+			// a connected standby fresh costs a stream, a stranger a
+			// handshake at both ends (standbyProbes), and a failover to
+			// it a dial.
+			sc += 4
+		}
 		// Siblings that lost the same parent rank the same standbys:
 		// each in an order of its own among equals (pairHash).
 		list = append(list, scored{id, sc, pairHash(self, id)})
@@ -805,16 +864,36 @@ func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 	return ids
 }
 
-func (st *Stream) probeAll(ids []peer.ID, timeout time.Duration) {
+func (st *Stream) probeAll(ids []peer.ID, why probeWhy, timeout time.Duration) {
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		wg.Add(1)
 		go func(id peer.ID) {
 			defer wg.Done()
-			st.probeShared(id, timeout)
+			st.probeShared(id, timeout, why)
 		}(id)
 	}
 	wg.Wait()
+}
+
+// standbyProbes returns the standby parents optimize probes at tick, and
+// how many more peers this node holds no connection to it may probe in the
+// same tick. A peer we hold no connection to (a stranger) costs a
+// handshake at both ends and, at a peer bound, a connection each end
+// closes to make room: the background probes take at most strangersPerTick
+// of them a tick, the stripes in turn; peers already connected are probed
+// freely.
+func (st *Stream) standbyProbes(tick int) ([]peer.ID, int) {
+	strangers := strangersPerTick
+	var ids []peer.ID
+	for i := range st.feeds {
+		f := st.feeds[(tick+i)%len(st.feeds)]
+		fresh := slices.DeleteFunc(st.standbys(f, max(1, 2/len(st.feeds)), true), func(id peer.ID) bool { return slices.Contains(ids, id) })
+		var some []peer.ID
+		some, strangers = st.fewStrangers(fresh, -1, strangers)
+		ids = append(ids, some...)
+	}
+	return ids, strangers
 }
 
 // optimize moves each stripe up its tree: every few seconds it probes a few
@@ -840,21 +919,12 @@ func (st *Stream) optimize() {
 		// liveness pings time out).
 		// A standby known to be full is not polled until fullRecheck has
 		// passed.
-		seen := map[peer.ID]bool{}
-		var ids []peer.ID
-		for _, f := range st.feeds {
-			for _, id := range st.standbys(f, max(1, 2/len(st.feeds)), true) {
-				if !seen[id] {
-					seen[id] = true
-					ids = append(ids, id)
-				}
-			}
-		}
-		st.probeAll(ids, time.Second)
+		ids, strangers := st.standbyProbes(tick)
+		st.probeAll(ids, probeStandby, time.Second)
 		if tick%3 != 0 {
 			continue
 		}
-		st.probeUnknown(4)
+		st.probeAll(st.unknownWithin(4, strangers), probeExplore, time.Second)
 		for i, f := range st.feeds {
 			if st.ctx.Err() != nil {
 				return
@@ -897,7 +967,7 @@ func (st *Stream) moveUp(f *feed) bool {
 	// The candidate's room may be stale (a redirect, an old probe): ask
 	// again just before leaving a parent that works, so that our children
 	// do not starve while we walk through full parents.
-	st.probeWithin(target, 500*time.Millisecond)
+	st.probeWithin(target, 500*time.Millisecond, probeMove)
 	st.mu.Lock()
 	c := st.cands[target]
 	ok := c != nil && f.parent != "" && better(target, c)

@@ -613,6 +613,27 @@ func (a tally) minus(b tally) tally {
 		a.probes - b.probes, a.refusals - b.refusals}
 }
 
+// probeTally counts probes sent and, of them, those that opened a
+// connection, by purpose (live.Stats.ProbesOut, ProbeDials).
+type probeTally map[string][2]uint64
+
+func (t probeTally) add(o probeTally) {
+	for k, v := range o {
+		c := t[k]
+		t[k] = [2]uint64{c[0] + v[0], c[1] + v[1]}
+	}
+}
+
+// since formats t minus an earlier tally, by purpose in a fixed order.
+func (t probeTally) since(prev probeTally) string {
+	var b strings.Builder
+	for _, k := range []string{"join", "failover", "standby", "explore", "move"} {
+		c, p := t[k], prev[k]
+		fmt.Fprintf(&b, "%s %d (%d), ", k, c[0]-p[0], c[1]-p[1])
+	}
+	return strings.TrimSuffix(b.String(), ", ")
+}
+
 // logSwarm logs the swarm every virtual second until stop: what the viewers
 // sent and how their trees changed in that second, the source's and the
 // viewers' worst uplink lag, mean and worst playout delay and stripe delay.
@@ -623,6 +644,10 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 	// A member's last counts: one that vanished keeps them in the sums, so
 	// that a second's difference does not go negative.
 	last := map[*member]tally{}
+	// Probes sent and of them dials, by purpose; the same for the last
+	// counts of each member.
+	var prevProbes probeTally
+	lastProbes := map[*member]probeTally{}
 	var prevSrc live.Stats
 	prevWire, prevPkts := srcM.wireSent(), srcM.packetsSent()
 	prevProto := srcM.bw.snapshot()
@@ -647,6 +672,7 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 		var worst live.Stats
 		var now tally
 		var all []viewerStats
+		probes := probeTally{}
 		for _, m := range viewers {
 			st := m.st.Load()
 			if st == nil {
@@ -654,9 +680,16 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			}
 			if m.gone.Load() {
 				now = now.plus(last[m])
+				probes.add(lastProbes[m])
 				continue
 			}
 			x := st.Stats()
+			mp := probeTally{}
+			for k, n := range x.ProbesOut {
+				mp[k] = [2]uint64{n, x.ProbeDials[k]}
+			}
+			lastProbes[m] = mp
+			probes.add(mp)
 			all = append(all, viewerStats{m.h.ID(), x})
 			mine := tally{x.BytesOut, x.BacklogBytesOut, x.Subscriptions, x.Evictions, x.ChildDrops, x.Switches, x.StaleSkips,
 				x.FetchesOut, x.Repaired, x.FetchBytesOut, x.ProbesIn, x.Refusals}
@@ -701,6 +734,8 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			}
 		}
 		s.cfg.Logf("t=%v viewers' datagrams: %v; %d connections opened (each counted at both ends)", at, vk, s.viewerConns.Swap(0))
+		s.cfg.Logf("t=%v viewers' probes sent (of them to peers not connected): %s", at, probes.since(prevProbes))
+		prevProbes = probes
 		prevSrc, prevWire, prevPkts, prevProto = ss, wire, pkts, proto
 		if int(at/time.Second)%4 == 0 && s.cfg.Live.Stripes > 1 {
 			s.cfg.Logf("t=%v %s", at, treeShape(all, srcM.h.ID(), s.cfg.Live.Stripes))
