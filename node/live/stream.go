@@ -77,6 +77,9 @@ type Stream struct {
 	// Probes sent, by what they were for, and of them those to peers we
 	// held no connection to (each a handshake at both ends).
 	probesOut, probeDials [numProbeWhys]uint64
+	// DHT provider lookups, and of them those that found no peer the
+	// viewer did not know already.
+	lookups, lookupsIdle uint64
 	// Repair fetches (repair.go): chunks asked for and when; fetches
 	// sent and chunks they added; fetches answered, their bytes, and the
 	// limit on them.
@@ -480,6 +483,11 @@ type Stats struct {
 	// connection first: what its probing costs other peers.
 	ProbesOut  map[string]uint64 `json:"probes_out,omitempty"`
 	ProbeDials map[string]uint64 `json:"probe_dials,omitempty"`
+	// DHT provider lookups this viewer made, and of them those that found
+	// no peer it did not know already (each lookup queries a few dozen
+	// DHT nodes, most of them dials at a peer bound).
+	Lookups     uint64 `json:"dht_lookups"`
+	LookupsIdle uint64 `json:"dht_lookups_idle"`
 	// Repair fetches (striped streams): sent, and the chunks they added
 	// that had not come otherwise; answered, and the bytes sent in them
 	// (also counted in BytesOut).
@@ -528,6 +536,7 @@ func (s *Stream) Stats() Stats {
 		ChunksIn: s.chunksIn, DupIn: s.dupIn, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		BacklogBytesOut: s.backlogOut, Subscriptions: s.subsIn, Evictions: s.evictions, ChildDrops: s.drops, StaleSkips: s.staleSkips,
 		ProbesIn: s.probesIn, Refusals: s.refusals, ProbesOut: whyCounts(s.probesOut), ProbeDials: whyCounts(s.probeDials),
+		Lookups: s.lookups, LookupsIdle: s.lookupsIdle,
 		FetchesOut: s.fetchesOut, Repaired: s.repaired, FetchesIn: s.fetchesIn, FetchBytesOut: s.fetchBytesOut,
 		RateIn: s.rateIn.rate(now) * 8, RateOut: s.rateOut.rate(now) * 8, Continuity: 1,
 	}

@@ -102,16 +102,19 @@ func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*St
 	}
 }
 
-func (st *Stream) addCandidate(p peer.ID, depth, spare int) {
+// addCandidate notes p as a peer of the stream (depth and spare room if
+// known, else -1) and reports whether it was new to us.
+func (st *Stream) addCandidate(p peer.ID, depth, spare int) bool {
 	if p == st.svc.h.ID() {
-		return
+		return false
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.banned[p] {
-		return
+		return false
 	}
 	c := st.cands[p]
+	added := c == nil
 	if c == nil {
 		c = &candidate{depth: -1, spare: -1, home: live.Home([]byte(p), st.k)}
 		st.cands[p] = c
@@ -124,6 +127,7 @@ func (st *Stream) addCandidate(p peer.ID, depth, spare int) {
 	if spare >= 0 {
 		c.spare = spare
 	}
+	return added
 }
 
 // firstFrom reports whether this is the first chunk we got at all.
@@ -243,14 +247,22 @@ func (st *Stream) discover() {
 		if need && time.Since(lastDHT) >= interval && d.RoutingTable().Size() > 0 {
 			lastDHT = time.Now()
 			ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
-			found := 0
+			found, fresh := 0, 0
 			for ai := range d.FindProvidersAsync(ctx, st.id, dhtProviders) {
 				st.svc.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-				st.addCandidate(ai.ID, -1, -1)
+				if st.addCandidate(ai.ID, -1, -1) {
+					fresh++
+				}
 				found++
 			}
 			cancel()
-			st.svc.log.Debug("dht provider lookup", "stream", st.id.String(), "found", found, "took", time.Since(lastDHT).String(), "routing_table", d.RoutingTable().Size(), "peers", len(st.svc.h.Network().Peers()))
+			st.mu.Lock()
+			st.lookups++
+			if fresh == 0 {
+				st.lookupsIdle++
+			}
+			st.mu.Unlock()
+			st.svc.log.Debug("dht provider lookup", "stream", st.id.String(), "found", found, "new", fresh, "took", time.Since(lastDHT).String(), "routing_table", d.RoutingTable().Size(), "peers", len(st.svc.h.Network().Peers()))
 		}
 		if parent != "" && time.Since(lastPex) >= pexInterval {
 			lastPex = time.Now()

@@ -614,7 +614,9 @@ func (a tally) minus(b tally) tally {
 }
 
 // probeTally counts probes sent and, of them, those that opened a
-// connection, by purpose (live.Stats.ProbesOut, ProbeDials).
+// connection, by purpose (live.Stats.ProbesOut, ProbeDials); and under
+// "lookup" the DHT provider lookups and, of them, those that found no new
+// peer (live.Stats.Lookups, LookupsIdle).
 type probeTally map[string][2]uint64
 
 func (t probeTally) add(o probeTally) {
@@ -631,7 +633,9 @@ func (t probeTally) since(prev probeTally) string {
 		c, p := t[k], prev[k]
 		fmt.Fprintf(&b, "%s %d (%d), ", k, c[0]-p[0], c[1]-p[1])
 	}
-	return strings.TrimSuffix(b.String(), ", ")
+	c, p := t["lookup"], prev["lookup"]
+	fmt.Fprintf(&b, "; DHT provider lookups %d (of them finding no new peer %d)", c[0]-p[0], c[1]-p[1])
+	return strings.Replace(b.String(), ", ;", ";", 1)
 }
 
 // logSwarm logs the swarm every virtual second until stop: what the viewers
@@ -688,6 +692,7 @@ func (s *swarm) logSwarm(viewers []*member, srcM *member, src *live.Stream, t0 t
 			for k, n := range x.ProbesOut {
 				mp[k] = [2]uint64{n, x.ProbeDials[k]}
 			}
+			mp["lookup"] = [2]uint64{x.Lookups, x.LookupsIdle}
 			lastProbes[m] = mp
 			probes.add(mp)
 			all = append(all, viewerStats{m.h.ID(), x})
