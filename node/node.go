@@ -68,6 +68,14 @@ type Node struct {
 	bw        *metrics.BandwidthCounter
 }
 
+// The DHT's k (DHTBucketSize: peers per bucket, provider records'
+// replicas, a lookup's closest set) and alpha (DHTConcurrency: queries in
+// flight per lookup). All hivecast nodes need not agree on them.
+const (
+	DHTBucketSize  = 10
+	DHTConcurrency = 3
+)
+
 // New starts a node on h: the DHT in server mode with the hivecast prefix and
 // the bootstrap loop. The node does not own h; closing the node leaves h open.
 func New(h host.Host, cfg Config) (*Node, error) {
@@ -86,6 +94,11 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		dht.BootstrapPeers(),
 		// The node refreshes the routing table itself (refreshLoop).
 		dht.DisableAutoRefresh(),
+		// Narrower lookups than IPFS's Amino DHT (k = 20, alpha = 10):
+		// every query of a lookup is a dial at a peer bound, and a viewer
+		// looks up and announces its stream as it joins.
+		dht.BucketSize(DHTBucketSize),
+		dht.Concurrency(DHTConcurrency),
 	}
 	opts = append(opts, cfg.DHTOptions...)
 	d, err := dht.New(h, opts...)
