@@ -25,7 +25,7 @@
 #   backlog, probes answered, subscriptions taken and refused, evictions, stale skips,
 #   playout and stripe delays; the source's
 #   peers, probes and refusals, offered wire rate and stream bytes per protocol;
-#   repair fetches; the viewers' probes sent by purpose and those that dialled;
+#   repair fetches; the viewers' probes sent by purpose and those that dialled, and their DHT lookups;
 #   the startup steps and the five slowest starts (each stripe's first
 #   chunk and tries); missed chunks by size; two lines per viewer below 0.99
 #   continuity)
