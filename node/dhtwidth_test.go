@@ -65,10 +65,8 @@ func TestProvideReachesBucketSizeReplicas(t *testing.T) {
 		return n, seeker
 	}
 	replicas, seeker := holders()
-	for still := time.Now(); time.Since(still) < 500*time.Millisecond; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			break
-		}
+	settle := time.Now().Add(10 * time.Second)
+	for still := time.Now(); time.Since(still) < 500*time.Millisecond && time.Now().Before(settle); time.Sleep(20 * time.Millisecond) {
 		if n, s := holders(); n != replicas {
 			replicas, seeker, still = n, s, time.Now()
 		}

@@ -628,14 +628,13 @@ func (t probeTally) add(o probeTally) {
 
 // since formats t minus an earlier tally, by purpose in a fixed order.
 func (t probeTally) since(prev probeTally) string {
-	var b strings.Builder
+	var parts []string
 	for _, k := range []string{"join", "failover", "standby", "explore", "move"} {
 		c, p := t[k], prev[k]
-		fmt.Fprintf(&b, "%s %d (%d), ", k, c[0]-p[0], c[1]-p[1])
+		parts = append(parts, fmt.Sprintf("%s %d (%d)", k, c[0]-p[0], c[1]-p[1]))
 	}
 	c, p := t["lookup"], prev["lookup"]
-	fmt.Fprintf(&b, "; DHT provider lookups %d (of them finding no new peer %d)", c[0]-p[0], c[1]-p[1])
-	return strings.Replace(b.String(), ", ;", ";", 1)
+	return fmt.Sprintf("%s; DHT provider lookups %d (of them finding no new peer %d)", strings.Join(parts, ", "), c[0]-p[0], c[1]-p[1])
 }
 
 // logSwarm logs the swarm every virtual second until stop: what the viewers
