@@ -244,7 +244,7 @@ func (f *feed) run() {
 		if !attached {
 			if !lostParent {
 				if !f.roomKnown(st.svc.cfg.Now()) {
-					st.joinProbe(f, 8)
+					st.joinProbe(f, joinProbes)
 				}
 			} else {
 				// Failover: the standbys were alive a second ago, but hosts
@@ -336,7 +336,7 @@ func (f *feed) run() {
 // already knew to have room, each probe of a peer it held no connection to
 // a dial and a handshake at both ends: in a flash crowd of 1,000 viewers
 // bound to 64 peers, 53,000 join probes in the first 12 s, 93 % of them
-// dials (docs/benchmarks.md).
+// dials (docs/benchmarks.md, 2026-12-06).
 func (f *feed) roomKnown(now time.Time) bool {
 	st := f.st
 	st.mu.Lock()

@@ -84,3 +84,37 @@ func TestJoinProbesOnlyWithoutKnownRoom(t *testing.T) {
 		t.Fatalf("%d join probes counted, want 2", n)
 	}
 }
+
+// A joining stripe probes the candidates whose home stripe is its own
+// first (those it can take as a parent), then the rest; background probes
+// (unknown) keep one order for all stripes.
+func TestJoinProbesHomeFirst(t *testing.T) {
+	const k = 4
+	h := loopbackHost(t, 0, 1)
+	svc := &Service{ctx: context.Background(), h: h, log: slog.New(slog.DiscardHandler),
+		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
+	st := newStream(svc, cid.Cid{}, false)
+	defer st.cancel()
+	homes := map[string]int{}
+	for i := 0; i < k; i++ {
+		for j := 0; j < 3; j++ {
+			p := loopbackHost(t, i, k)
+			st.addCandidate(p.ID(), -1, -1)
+			homes[string(p.ID())] = i
+		}
+	}
+	for _, f := range st.feeds {
+		ids := st.unknownFor(f, 4)
+		if len(ids) != 4 {
+			t.Fatalf("stripe %d: %d candidates to probe, want 4", f.idx, len(ids))
+		}
+		for i, id := range ids {
+			if want := i < 3; (homes[string(id)] == f.idx) != want {
+				t.Fatalf("stripe %d: candidate %d to probe has home stripe %d; want its 3 home peers first, then another", f.idx, i, homes[string(id)])
+			}
+		}
+	}
+	if all := st.unknown(len(homes)); len(all) != len(homes) {
+		t.Fatalf("unknown returned %d of %d candidates", len(all), len(homes))
+	}
+}

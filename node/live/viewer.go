@@ -731,6 +731,12 @@ func (st *Stream) fewStrangers(ids []peer.ID, n, strangers int) ([]peer.ID, int)
 }
 
 func (st *Stream) unknownRanked(n int) []peer.ID {
+	return st.unknownFor(nil, n)
+}
+
+// unknownFor is unknownRanked for stripe f (nil: any stripe): peers whose
+// home stripe is f's come first, as pick ranks them.
+func (st *Stream) unknownFor(f *feed, n int) []peer.ID {
 	now := st.svc.cfg.Now()
 	self := st.svc.h.ID()
 	st.mu.Lock()
@@ -740,6 +746,10 @@ func (st *Stream) unknownRanked(n int) []peer.ID {
 			d := c.depth
 			if d < 0 {
 				d = 32
+			}
+			d *= 4
+			if f != nil && !f.homeOf(c) {
+				d += 16
 			}
 			list = append(list, scored{id, d, pairHash(self, id)})
 		}
@@ -758,12 +768,12 @@ func pairHash(a, b peer.ID) uint32 {
 }
 
 // joinProbe probes, in parallel, up to n candidates not probed recently
-// for a joining stripe f. It returns joinProbeGrace after one answers with
-// room in f's stripe (it forwards that stripe), or after joinProbeWait: a
-// join should not wait for the slowest of eight probes, whose answers
-// still arrive and are kept.
+// for a joining stripe f, those whose home stripe is f's first. It returns
+// joinProbeGrace after one answers with room in f's stripe (it forwards
+// that stripe), or after joinProbeWait: a join should not wait for the
+// slowest of its probes, whose answers still arrive and are kept.
 func (st *Stream) joinProbe(f *feed, n int) {
-	st.probeFirst(st.unknown(n), probeJoin, time.Second, joinProbeWait, joinProbeGrace, func(c *candidate) bool {
+	st.probeFirst(st.unknownFor(f, n), probeJoin, time.Second, joinProbeWait, joinProbeGrace, func(c *candidate) bool {
 		return c.fails == 0 && f.roomLocked(c) > 0 && f.homeOf(c)
 	})
 }
@@ -819,6 +829,15 @@ func (st *Stream) probeFirst(ids []peer.ID, why probeWhy, timeout, wait, grace t
 	}
 	return first
 }
+
+// joinProbes: how many candidates a joining stripe probes at once. Each
+// stripe of a join probes its own, its home stripe's peers first (those it
+// can take as a parent first). Eight in one order for all stripes, a
+// quarter of them of any one stripe's home, sent a crowd of 100 viewers
+// bound to 32 peers into 10,000 join probes, three quarters of them dials;
+// four per stripe, with roomKnown, 5,200-5,500 (docs/benchmarks.md,
+// 2026-12-06).
+const joinProbes = 4
 
 // A join waits for probe answers at most joinProbeWait, and at most
 // joinProbeGrace after the first answer with room, before it picks from what
