@@ -1,15 +1,12 @@
 package live
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
@@ -20,11 +17,7 @@ import (
 // free slots); the other stripes, whose home it is not, still probe.
 func TestJoinProbesOnlyWithoutKnownRoom(t *testing.T) {
 	const k = 4
-	h := loopbackHost(t, 0, 1)
-	svc := &Service{ctx: context.Background(), h: h, log: slog.New(slog.DiscardHandler),
-		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
-	st := newStream(svc, cid.Cid{}, false)
-	defer st.cancel()
+	st, h := viewerStream(t, k)
 
 	room := loopbackHost(t, 0, k) // home stripe 0
 	room.SetStreamHandler(ID, func(s network.Stream) {
@@ -90,11 +83,7 @@ func TestJoinProbesOnlyWithoutKnownRoom(t *testing.T) {
 // (unknown) keep one order for all stripes.
 func TestJoinProbesHomeFirst(t *testing.T) {
 	const k = 4
-	h := loopbackHost(t, 0, 1)
-	svc := &Service{ctx: context.Background(), h: h, log: slog.New(slog.DiscardHandler),
-		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
-	st := newStream(svc, cid.Cid{}, false)
-	defer st.cancel()
+	st, _ := viewerStream(t, k)
 	homes := map[string]int{}
 	for i := 0; i < k; i++ {
 		for j := 0; j < 3; j++ {

@@ -40,6 +40,18 @@ func loopbackHost(t *testing.T, home, k int) host.Host {
 	}
 }
 
+// viewerStream is a viewer's stream of k stripes on a real loopback host,
+// with no DHT and no parents: what its probe and ranking logic sees.
+func viewerStream(t *testing.T, k int) (*Stream, host.Host) {
+	t.Helper()
+	h := loopbackHost(t, 0, 1)
+	svc := &Service{ctx: context.Background(), h: h, log: slog.New(slog.DiscardHandler),
+		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
+	st := newStream(svc, cid.Cid{}, false)
+	t.Cleanup(st.cancel)
+	return st, h
+}
+
 // A viewer's background probes (standbys each second, exploration every
 // third) reach any number of peers it is connected to, but at most
 // strangersPerTick peers it holds no connection to, the stripes taking
@@ -48,11 +60,7 @@ func loopbackHost(t *testing.T, home, k int) host.Host {
 // comes first. A failover probes its connected standbys and few strangers.
 func TestBackgroundProbesSpareStrangers(t *testing.T) {
 	const k = 4
-	h := loopbackHost(t, 0, 1)
-	svc := &Service{ctx: context.Background(), h: h, log: slog.New(slog.DiscardHandler),
-		cfg: Config{Window: 256, Stripes: k, Now: time.Now}}
-	st := newStream(svc, cid.Cid{}, false)
-	defer st.cancel()
+	st, h := viewerStream(t, k)
 
 	// Per stripe three candidates of that home stripe, all real hosts on
 	// loopback with room at the same depth, none connected yet.
