@@ -103,6 +103,13 @@ func (f *feed) roomLocked(c *candidate) int {
 	return c.spare
 }
 
+// freshRoomLocked reports whether candidate c said it has room for this
+// stripe in a probe answer younger than probeFresh, and has not refused or
+// failed us since.
+func (f *feed) freshRoomLocked(c *candidate, now time.Time) bool {
+	return c.fails == 0 && f.roomLocked(c) > 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < probeFresh
+}
+
 // setOwnHome marks the feed of self's home stripe (striped streams only).
 func (st *Stream) setOwnHome(self peer.ID) {
 	if st.k <= 1 {
@@ -342,8 +349,7 @@ func (f *feed) roomKnown(now time.Time) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for id, c := range st.cands {
-		if c.fails == 0 && f.homeOf(c) && f.roomLocked(c) > 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < probeFresh &&
-			!st.isChildLocked(id) && !st.skipSourceLocked(id, c, f, now) {
+		if f.homeOf(c) && f.freshRoomLocked(c, now) && !st.isChildLocked(id) && !st.skipSourceLocked(id, c, f, now) {
 			return true
 		}
 	}

@@ -623,7 +623,7 @@ func (st *Stream) skipSourceLocked(id peer.ID, c *candidate, f *feed, now time.T
 	if !st.leaveSourceLocked(id, f) {
 		return false
 	}
-	return !(c.fails == 0 && f.roomLocked(c) > 0 && !c.probedAt.IsZero() && now.Sub(c.probedAt) < probeFresh)
+	return !f.freshRoomLocked(c, now)
 }
 
 // sourceAfter: a stripe without a parent for this long, whose tree looks
@@ -704,9 +704,9 @@ func (st *Stream) connected(p peer.ID) bool {
 // over the strangers beyond that many.
 func (st *Stream) unknownWithin(n, strangers int) []peer.ID {
 	if strangers < 0 {
-		return st.unknownRanked(n)
+		return st.unknownFor(nil, n)
 	}
-	ids, _ := st.fewStrangers(st.unknownRanked(-1), n, strangers)
+	ids, _ := st.fewStrangers(st.unknownFor(nil, -1), n, strangers)
 	return ids
 }
 
@@ -730,12 +730,9 @@ func (st *Stream) fewStrangers(ids []peer.ID, n, strangers int) ([]peer.ID, int)
 	return out, strangers
 }
 
-func (st *Stream) unknownRanked(n int) []peer.ID {
-	return st.unknownFor(nil, n)
-}
-
-// unknownFor is unknownRanked for stripe f (nil: any stripe): peers whose
-// home stripe is f's come first, as pick ranks them.
+// unknownFor ranks the candidates unknown returns, best n first (n < 0:
+// all), for stripe f: peers whose home stripe is f's come first, as pick
+// ranks them (f nil: one order for every stripe).
 func (st *Stream) unknownFor(f *feed, n int) []peer.ID {
 	now := st.svc.cfg.Now()
 	self := st.svc.h.ID()
