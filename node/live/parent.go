@@ -259,22 +259,31 @@ func (st *Stream) redirectLocked(set live.Stripes, n int) *pb.Redirect {
 		return alts[i].id < alts[j].id
 	})
 	depth := depthOf(st.source, st.relevantLocked(set)) + 1
+	if depth <= 0 {
+		depth = live.MaxAncestors + 1 // ours unknown: theirs too (0 would name the source)
+	}
 	rd := &pb.Redirect{}
 	for _, a := range alts {
 		if len(rd.Peers) >= min(n, live.MaxRedirect) {
 			break
 		}
-		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: node.PeerRecord(st.svc.h, a.id), Depth: uint32(max(depth, 0)), Spare: 1})
+		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: node.PeerRecord(st.svc.h, a.id), Depth: uint32(min(depth, live.MaxAncestors+1)), Spare: 1})
 	}
 	return rd
 }
 
-// attachedLocked reports whether this node receives every stripe of set
-// (or has received some of it): it must not take children for a stripe it
-// is still looking for, or two such peers could feed each other nothing.
+// attachedLocked reports whether this node has a parent for every stripe
+// of set (the source has them all): it takes no new child for a stripe it
+// is looking for a parent of, whether it never had one or lost it. Peers
+// that lost their parents in the same event are each other's nearest
+// standbys, with room and recent chunks; taking each other as children
+// they fed each other nothing, stalled and failed over again, round and
+// round: a swarm of 300 lost 120-140 stripes so for 10 s
+// (docs/benchmarks.md, 2026-12-06). Its children stay: it may find a new
+// parent within a round trip.
 func (st *Stream) attachedLocked(set live.Stripes) bool {
 	for _, f := range st.relevantLocked(set) {
-		if f.parent == "" && !f.have {
+		if f.parent == "" {
 			return false
 		}
 	}
@@ -423,7 +432,8 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	if req.Probe {
 		st.probesIn++
 		status, rd := st.statusLocked(set), st.redirectLocked(set, probeRedirect)
-		if st.info == nil {
+		if st.info == nil || !st.attachedLocked(set) {
+			// It would refuse a subscription: not attached, to a prober.
 			status.Depth = live.MaxAncestors + 1
 		}
 		st.mu.Unlock()
@@ -462,7 +472,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		why := "no room"
 		switch {
 		case !attached:
-			why = "not receiving the stream yet"
+			why = "not receiving these stripes (looking for a parent)"
 		case isAncestor:
 			why = "you feed this node: that would be a loop"
 		case already:
