@@ -272,23 +272,34 @@ func (st *Stream) redirectLocked(set live.Stripes, n int) *pb.Redirect {
 	return rd
 }
 
-// attachedLocked reports whether this node has a parent for every stripe
-// of set (the source has them all): it takes no new child for a stripe it
-// is looking for a parent of, whether it never had one or lost it. Peers
-// that lost their parents in the same event are each other's nearest
-// standbys, with room and recent chunks; taking each other as children
-// they fed each other nothing, stalled and failed over again, round and
-// round: a swarm of 300 lost 120-140 stripes so for 10 s
-// (docs/benchmarks.md, 2026-12-06). Its children stay: it may find a new
-// parent within a round trip.
+// attachedLocked reports whether this node takes new children for the
+// stripes of set (the source always does): it must have received each of
+// them, and have a parent for each or have lost it less than seekGrace
+// ago. Peers that lost their parents in the same event are each other's
+// nearest standbys, with room and recent chunks; taking each other as
+// children they fed each other nothing, stalled and failed over again,
+// round and round: a swarm of 300 lost 120-140 stripes so for 10 s
+// (docs/benchmarks.md, 2026-12-06). But refusing from the first moment
+// cost a flash crowd of 1,000 the slots of every peer between two parents
+// (a move, a failover that takes a round trip): 50 % more failovers and a
+// second longer to settle. Its children stay in either case.
 func (st *Stream) attachedLocked(set live.Stripes) bool {
+	now := st.svc.cfg.Now()
 	for _, f := range st.relevantLocked(set) {
-		if f.parent == "" {
+		if f.parent != "" {
+			continue
+		}
+		if !f.have || (!f.seeking.IsZero() && now.Sub(f.seeking) >= seekGrace) {
 			return false
 		}
 	}
 	return true
 }
+
+// seekGrace: how long a node that lost a stripe's parent still takes new
+// children in it (a failover's probe and subscription take a few round
+// trips; the stall that started it, 350 ms).
+const seekGrace = time.Second
 
 // How many peers a redirect lists: a probe is frequent and only needs a few
 // to learn of (every standby probe of every viewer would otherwise carry the

@@ -69,9 +69,9 @@ func endOf(msgs []*pb.LiveMessage) *pb.Status {
 	return nil
 }
 
-// A relay that has lost its parent takes no new children until it has a
-// parent again, and says so to probers (depth 65: not attached), though it
-// holds recent chunks and has free slots. Peers that lose their parents in
+// A relay that has lost its parent for more than a second takes no new
+// children until it has a parent again, and says so to probers (depth 65:
+// not attached), though it holds recent chunks and has free slots. Peers that lose their parents in
 // the same event are otherwise each other's best standbys: they took each
 // other as children, fed each other nothing and failed over again and
 // again (a swarm of 300 lost 120-140 stripes that way for 10 s). Here the
@@ -116,13 +116,14 @@ func TestSeekingRelayTakesNoNewChild(t *testing.T) {
 		return true
 	})
 
-	st = statusOf(ask(t, asker, rh.ID(), probe))
-	if st == nil {
-		t.Fatal("no status in the seeking relay's probe answer")
-	}
-	if st.Depth != plive.MaxAncestors+1 {
-		t.Errorf("seeking relay reports depth %d to a prober, want %d (not attached)", st.Depth, plive.MaxAncestors+1)
-	}
+	// Within a grace of a second (a failover takes a few round trips) it
+	// still counts as attached; then no more.
+	lost := time.Now()
+	waitFor(t, "the seeking relay to answer probes 'not attached'", 5*time.Second, func() bool {
+		st = statusOf(ask(t, asker, rh.ID(), probe))
+		return st != nil && st.Depth == plive.MaxAncestors+1
+	})
+	t.Logf("not attached %v after its last parent was gone", time.Since(lost).Round(10*time.Millisecond))
 	if st.LatestSeq == 0 {
 		t.Errorf("seeking relay holds no chunk: the test shows nothing")
 	}
