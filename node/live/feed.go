@@ -89,16 +89,13 @@ func (f *feed) orphanedLocked(c *candidate) bool {
 func (f *feed) set() live.Stripes { return live.One(f.idx, f.st.k) }
 
 // roomLocked is candidate c's room for this stripe, as last probed (-1:
-// unknown; 0 while it has no parent there): its free slots, and when this stripe is our own home stripe
+// unknown): its free slots, and when this stripe is our own home stripe
 // also the children it would push down to take us (SplitStream's
 // pushdown: a peer that forwards the stripe belongs higher in its tree
 // than one that only consumes it).
 func (f *feed) roomLocked(c *candidate) int {
 	if c.spare < 0 {
 		return -1
-	}
-	if c.depth > live.MaxAncestors {
-		return 0 // not attached itself: it refuses children until it is
 	}
 	if f.own {
 		return c.spare + c.pushable

@@ -1,16 +1,13 @@
 package live
 
 import (
-	"fmt"
 	"io"
 	"testing"
 	"time"
 
-	"github.com/hivecast/hivecast/protocol/live"
 	"github.com/hivecast/hivecast/protocol/wire"
 	"github.com/hivecast/hivecast/protocol/wire/pb"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // A joining stripe probes for parents only when it knows of none with
@@ -108,47 +105,5 @@ func TestJoinProbesHomeFirst(t *testing.T) {
 	}
 	if all := st.unknown(len(homes)); len(all) != len(homes) {
 		t.Fatalf("unknown returned %d of %d candidates", len(all), len(homes))
-	}
-}
-
-// A candidate that answered a probe "not attached" (depth 65: it has no
-// parent in the stripe, so it refuses children) has no room for us, however
-// many slots it has free: a join does not count on it, and it ranks below
-// an attached peer with room, though it is still a last resort.
-func TestUnattachedCandidateHasNoRoom(t *testing.T) {
-	const k = 4
-	st, _ := viewerStream(t, k)
-	var home0 []peer.ID
-	for n := 0; len(home0) < 2; n++ {
-		if p := peer.ID(fmt.Sprintf("cand-%d", n)); live.Home([]byte(p), k) == 0 {
-			home0 = append(home0, p)
-		}
-	}
-	seeker, attached := home0[0], home0[1]
-	now := time.Now()
-	f := st.feeds[0]
-	probed := func(p peer.ID, depth uint32) {
-		st.addCandidate(p, -1, -1)
-		st.mu.Lock()
-		st.cands[p].noteRoom(&pb.LiveStatus{Depth: depth, MaxChildren: 4})
-		st.cands[p].probedAt = now
-		st.mu.Unlock()
-	}
-	probed(seeker, live.MaxAncestors+1)
-	if r := f.roomLocked(st.cands[seeker]); r != 0 {
-		t.Fatalf("room %d at a peer not attached, want 0", r)
-	}
-	if f.roomKnown(now) {
-		t.Fatal("a join counts on a peer that is looking for a parent itself")
-	}
-	if p, ok := f.pick(now); !ok || p != seeker {
-		t.Fatalf("picked %v (%v) with only the unattached peer known, want it as the last resort", p, ok)
-	}
-	probed(attached, 5)
-	if !f.roomKnown(now) {
-		t.Fatal("an attached peer with room is not known room")
-	}
-	if p, _ := f.pick(now); p != attached {
-		t.Fatalf("picked %v, want the attached peer at depth 5 over the unattached one", p)
 	}
 }

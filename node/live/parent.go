@@ -259,47 +259,27 @@ func (st *Stream) redirectLocked(set live.Stripes, n int) *pb.Redirect {
 		return alts[i].id < alts[j].id
 	})
 	depth := depthOf(st.source, st.relevantLocked(set)) + 1
-	if depth <= 0 {
-		depth = live.MaxAncestors + 1 // ours unknown: theirs too (0 would name the source)
-	}
 	rd := &pb.Redirect{}
 	for _, a := range alts {
 		if len(rd.Peers) >= min(n, live.MaxRedirect) {
 			break
 		}
-		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: node.PeerRecord(st.svc.h, a.id), Depth: uint32(min(depth, live.MaxAncestors+1)), Spare: 1})
+		rd.Peers = append(rd.Peers, &pb.LivePeer{Peer: node.PeerRecord(st.svc.h, a.id), Depth: uint32(max(depth, 0)), Spare: 1})
 	}
 	return rd
 }
 
-// attachedLocked reports whether this node takes new children for the
-// stripes of set (the source always does): it must have received each of
-// them, and have a parent for each or have lost it less than seekGrace
-// ago. Peers that lost their parents in the same event are each other's
-// nearest standbys, with room and recent chunks; taking each other as
-// children they fed each other nothing, stalled and failed over again,
-// round and round: a swarm of 300 lost 120-140 stripes so for 10 s
-// (docs/benchmarks.md, 2026-12-06). But refusing from the first moment
-// cost a flash crowd of 1,000 the slots of every peer between two parents
-// (a move, a failover that takes a round trip): 50 % more failovers and a
-// second longer to settle. Its children stay in either case.
+// attachedLocked reports whether this node receives every stripe of set
+// (or has received some of it): it must not take children for a stripe it
+// is still looking for, or two such peers could feed each other nothing.
 func (st *Stream) attachedLocked(set live.Stripes) bool {
-	now := st.svc.cfg.Now()
 	for _, f := range st.relevantLocked(set) {
-		if f.parent != "" {
-			continue
-		}
-		if !f.have || (!f.seeking.IsZero() && now.Sub(f.seeking) >= seekGrace) {
+		if f.parent == "" && !f.have {
 			return false
 		}
 	}
 	return true
 }
-
-// seekGrace: how long a node that lost a stripe's parent still takes new
-// children in it (a failover's probe and subscription take a few round
-// trips; the stall that started it, 350 ms).
-const seekGrace = time.Second
 
 // How many peers a redirect lists: a probe is frequent and only needs a few
 // to learn of (every standby probe of every viewer would otherwise carry the
@@ -443,8 +423,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 	if req.Probe {
 		st.probesIn++
 		status, rd := st.statusLocked(set), st.redirectLocked(set, probeRedirect)
-		if st.info == nil || !st.attachedLocked(set) {
-			// It would refuse a subscription: not attached, to a prober.
+		if st.info == nil {
 			status.Depth = live.MaxAncestors + 1
 		}
 		st.mu.Unlock()
@@ -483,7 +462,7 @@ func (st *Stream) serveChild(ns network.Stream, r *wire.Reader, p peer.ID, req *
 		why := "no room"
 		switch {
 		case !attached:
-			why = "not receiving these stripes (looking for a parent)"
+			why = "not receiving the stream yet"
 		case isAncestor:
 			why = "you feed this node: that would be a loop"
 		case already:

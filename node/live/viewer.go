@@ -551,13 +551,8 @@ func (st *Stream) addRedirect(rd *pb.Redirect) {
 		// A redirect's room is a guess (a parent does not know its
 		// children's room): taken as room, it sent a flash crowd of joins
 		// through full peers one busy answer at a time (docs/benchmarks.md).
-		// Room is learnt by probing; the depth is kept, unless it says
-		// the parent does not know its own (not attached).
-		depth := int(lp.Depth)
-		if depth > live.MaxAncestors {
-			depth = -1
-		}
-		st.addCandidate(id, depth, -1)
+		// Room is learnt by probing; the depth is kept.
+		st.addCandidate(id, int(lp.Depth), -1)
 	}
 }
 
@@ -637,8 +632,8 @@ const sourceAfter = 2 * time.Second
 
 // rootlessLocked reports whether stripe f looks cut from the source: it has
 // had no parent for sourceAfter, and the candidates of its tree probed since
-// then are all orphans or starving (fed through the parent we lost, hold
-// nothing newer than we do, or look for a parent themselves). A stripe whose tree has a live peer only needs
+// then are all orphans or starving (fed through the parent we lost, or hold
+// nothing newer than we do). A stripe whose tree has a live peer only needs
 // room, which the source has no more of than anyone: in a flash crowd of a
 // thousand, thousands of stripes wait seconds for room, and sending them
 // all to the source took its uplink (docs/benchmarks.md).
@@ -651,12 +646,8 @@ func (st *Stream) rootlessLocked(f *feed, src peer.ID, now time.Time) bool {
 		if id == src || c.home != f.idx || c.fails != 0 || !c.probedAt.After(f.seeking) {
 			continue
 		}
-		if c.depth < 1 {
-			continue // depth unknown
-		}
-		if c.depth > live.MaxAncestors {
-			seen = true // looking for a parent itself: starving too
-			continue
+		if c.depth < 1 || c.depth > live.MaxAncestors {
+			continue // not attached itself
 		}
 		if !f.orphanedLocked(c) {
 			return false // a live tree: room is the problem, not the root
