@@ -4,7 +4,8 @@
 # (DHT, probe, subscribe, other; those the dialler's own peer bound refused
 # apart), the connections the viewers opened (counted at both ends), their
 # QUIC Initial and Handshake bits, their probes by purpose (of them dials) and
-# their DHT provider lookups. Usage: scripts/sim.sh ... 2>&1 | tee run.txt;
+# their DHT provider lookups; then, per run (SIM_RUNS), the failover probes
+# of each virtual second that had any. Usage: scripts/sim.sh ... 2>&1 | tee run.txt;
 # scripts/simsum.sh run.txt
 set -eu
 awk '
@@ -24,6 +25,15 @@ awk '
 }
 /viewers. probes sent/ {
 	line = $0
+	if (match(line, /t=[0-9]+s/)) {
+		t = substr(line, RSTART + 2, RLENGTH - 3) + 0
+		if (t < last) runs++
+		last = t
+		if (match(line, /failover [0-9]+/)) {
+			split(substr(line, RSTART, RLENGTH), a, " ")
+			if (a[2] > 0) byrun[runs + 0] = byrun[runs + 0] " " t ":" a[2]
+		}
+	}
 	sub(/.*\): /, "", line)
 	if (match(line, /DHT provider lookups [0-9]+ \(of them finding no new peer [0-9]+\)/)) {
 		n = split(substr(line, RSTART, RLENGTH), a, " ")
@@ -43,4 +53,5 @@ END {
 	printf "probes sent (dials):"
 	for (k in sent) printf " %s %d (%d);", k, sent[k], dialled[k]
 	printf "\nDHT provider lookups %d (finding no new peer %d)\n", lookups, idle
+	for (r = 0; r <= runs; r++) printf "run %d, failover probes by second (t:n):%s\n", r + 1, byrun[r]
 }' "$@"
