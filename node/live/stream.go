@@ -621,15 +621,16 @@ var errEnded = errors.New("stream ended")
 type probeWhy int
 
 const (
-	probeJoin     probeWhy = iota // a stripe looking for its first parent, or a new one after a refusal
-	probeFailover                 // the standbys of a stripe that lost its parent
-	probeStandby                  // optimize: keeping each stripe's best standby known alive
-	probeExplore                  // optimize: candidates not probed lately
-	probeMove                     // a better parent, just before moving to it
+	probeJoin      probeWhy = iota // a stripe looking for its first parent, or a new one after a refusal
+	probeFailover                  // the standbys of a stripe that lost its parent
+	probeStandby                   // optimize: keeping each stripe's best standby known alive
+	probeExplore                   // optimize: candidates not probed lately
+	probeMove                      // a better parent, just before moving to it
+	probeNeighbour                 // a joiner asking the peers it is connected to
 	numProbeWhys
 )
 
-var probeWhyNames = [numProbeWhys]string{"join", "failover", "standby", "explore", "move"}
+var probeWhyNames = [numProbeWhys]string{"join", "failover", "standby", "explore", "move", "neighbour"}
 
 // whyCounts names the non-zero counts of c by purpose (nil: none).
 func whyCounts(c [numProbeWhys]uint64) map[string]uint64 {

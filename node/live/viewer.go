@@ -110,6 +110,10 @@ func (st *Stream) addCandidate(p peer.ID, depth, spare int) bool {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	return st.addCandidateLocked(p, depth, spare)
+}
+
+func (st *Stream) addCandidateLocked(p peer.ID, depth, spare int) bool {
 	if st.banned[p] {
 		return false
 	}
@@ -212,6 +216,7 @@ func (st *Stream) discover() {
 	d := st.svc.n.DHT()
 	var lastDHT, lastPex time.Time
 	pexTurn := 0
+	st.askNeighbours()
 	for {
 		st.mu.Lock()
 		n := len(st.cands)
@@ -278,6 +283,41 @@ func (st *Stream) discover() {
 			return
 		case <-time.After(tick):
 		}
+	}
+}
+
+// neighbourProbes: how many of the peers it is already connected to a
+// joining viewer asks whether they take part in the stream, while its DHT
+// lookup runs, as Bitswap asks its connected peers before it searches the
+// DHT. On a running daemon, connected to the peers of its routing table,
+// some of which may watch, that is one round trip on open connections
+// instead of a lookup of several (docs/benchmarks.md, 2026-12-07).
+const neighbourProbes = 8
+
+// askNeighbours probes up to neighbourProbes connected peers (in an order
+// of this node's own, so that a crowd does not ask the same few) in the
+// background; those that answer become candidates.
+func (st *Stream) askNeighbours() {
+	self := st.svc.h.ID()
+	peers := st.svc.h.Network().Peers()
+	sort.Slice(peers, func(i, j int) bool { return pairHash(self, peers[i]) < pairHash(self, peers[j]) })
+	st.mu.Lock()
+	var ask []peer.ID
+	for _, p := range peers {
+		if len(ask) == neighbourProbes {
+			break
+		}
+		if !st.banned[p] && st.cands[p] == nil {
+			ask = append(ask, p)
+		}
+	}
+	st.wg.Add(len(ask))
+	st.mu.Unlock()
+	for _, p := range ask {
+		go func() {
+			defer st.wg.Done()
+			st.probeShared(p, time.Second, probeNeighbour)
+		}()
 	}
 }
 
@@ -501,6 +541,9 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration, why probeWhy) {
 			// parent to move to).
 			st.svc.h.ConnManager().TagPeer(p, st.candTag, candValue)
 			st.mu.Lock()
+			if why == probeNeighbour {
+				st.addCandidateLocked(p, -1, -1) // a neighbour is a candidate once it answers
+			}
 			if c := st.cands[p]; c != nil {
 				c.fails = 0
 				c.noteRoom(x.Status)
