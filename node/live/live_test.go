@@ -27,15 +27,19 @@ func quiet() *slog.Logger {
 
 func startDaemon(t *testing.T, maxChildren int, bootstrap ...string) *daemon.Daemon {
 	t.Helper()
-	d, err := daemon.Start(daemon.Options{
-		DataDir:      t.TempDir(),
-		Listen:       []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
-		API:          "127.0.0.1:0",
-		Bootstrap:    bootstrap,
-		NoMDNS:       true,
-		NoNATPortMap: true,
-		MaxChildren:  maxChildren,
-	}, quiet())
+	return startWith(t, daemon.Options{
+		Listen:      []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
+		Bootstrap:   bootstrap,
+		MaxChildren: maxChildren,
+	})
+}
+
+// startWith starts a daemon on loopback with o, in a temporary data
+// directory, without mDNS or port mapping.
+func startWith(t *testing.T, o daemon.Options) *daemon.Daemon {
+	t.Helper()
+	o.DataDir, o.API, o.NoMDNS, o.NoNATPortMap = t.TempDir(), "127.0.0.1:0", true, true
+	d, err := daemon.Start(o, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

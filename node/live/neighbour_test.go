@@ -16,20 +16,7 @@ import (
 // to look a stream up with.
 func startClient(t *testing.T) *daemon.Daemon {
 	t.Helper()
-	d, err := daemon.Start(daemon.Options{
-		DataDir:      t.TempDir(),
-		Listen:       []string{"/ip4/127.0.0.1/tcp/0"},
-		API:          "127.0.0.1:0",
-		DHTClient:    true,
-		NoMDNS:       true,
-		NoNATPortMap: true,
-		MaxChildren:  4,
-	}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	return startWith(t, daemon.Options{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, DHTClient: true, MaxChildren: 4})
 }
 
 // A joiner asks the peers it is already connected to whether they take
