@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -631,6 +632,10 @@ const (
 )
 
 var probeWhyNames = [numProbeWhys]string{"join", "failover", "standby", "explore", "move", "neighbour"}
+
+// ProbePurposes names the purposes Stats.ProbesOut and ProbeDials count
+// probes by, in a fixed order (for tables).
+func ProbePurposes() []string { return slices.Clone(probeWhyNames[:]) }
 
 // whyCounts names the non-zero counts of c by purpose (nil: none).
 func whyCounts(c [numProbeWhys]uint64) map[string]uint64 {

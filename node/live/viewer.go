@@ -105,16 +105,14 @@ func (s *Service) Watch(ctx context.Context, id cid.Cid, opts WatchOptions) (*St
 // addCandidate notes p as a peer of the stream (depth and spare room if
 // known, else -1) and reports whether it was new to us.
 func (st *Stream) addCandidate(p peer.ID, depth, spare int) bool {
-	if p == st.svc.h.ID() {
-		return false
-	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.addCandidateLocked(p, depth, spare)
 }
 
+// addCandidateLocked is addCandidate with st.mu held.
 func (st *Stream) addCandidateLocked(p peer.ID, depth, spare int) bool {
-	if st.banned[p] {
+	if p == st.svc.h.ID() || st.banned[p] {
 		return false
 	}
 	c := st.cands[p]
@@ -541,9 +539,9 @@ func (st *Stream) probeWithin(p peer.ID, timeout time.Duration, why probeWhy) {
 			// parent to move to).
 			st.svc.h.ConnManager().TagPeer(p, st.candTag, candValue)
 			st.mu.Lock()
-			if why == probeNeighbour {
-				st.addCandidateLocked(p, -1, -1) // a neighbour is a candidate once it answers
-			}
+			// A peer that answers is a candidate (a neighbour asked as
+			// we join is not one before), unless it was banned meanwhile.
+			st.addCandidateLocked(p, -1, -1)
 			if c := st.cands[p]; c != nil {
 				c.fails = 0
 				c.noteRoom(x.Status)

@@ -629,7 +629,7 @@ func (t probeTally) add(o probeTally) {
 // since formats t minus an earlier tally, by purpose in a fixed order.
 func (t probeTally) since(prev probeTally) string {
 	var parts []string
-	for _, k := range []string{"join", "failover", "standby", "explore", "move", "neighbour"} {
+	for _, k := range live.ProbePurposes() {
 		c, p := t[k], prev[k]
 		parts = append(parts, fmt.Sprintf("%s %d (%d)", k, c[0]-p[0], c[1]-p[1]))
 	}
