@@ -250,8 +250,21 @@ func (f *feed) run() {
 		var standby peer.ID
 		if !attached {
 			if !lostParent {
-				if !f.roomKnown(st.svc.cfg.Now()) {
+				now := st.svc.cfg.Now()
+				if known, at := f.roomKnown(now); !known {
 					st.joinProbe(f, joinProbes)
+				} else if wait := joinProbeGrace - now.Sub(at); wait > 0 {
+					// Room is known from an answer just in (a neighbour's,
+					// asked beside the DHT lookup): give the peers asked
+					// with it the grace a join probe gives, since one
+					// closer to the source may be about to answer. Without
+					// it, a viewer took the first neighbour that answered
+					// one hop below a source with room, and stayed there.
+					select {
+					case <-st.ctx.Done():
+						return
+					case <-time.After(wait):
+					}
 				}
 			} else {
 				// Failover: the standbys were alive a second ago, but hosts
@@ -344,16 +357,18 @@ func (f *feed) run() {
 // a dial and a handshake at both ends: in a flash crowd of 1,000 viewers
 // bound to 64 peers, 53,000 join probes in the first 12 s, 93 % of them
 // dials (docs/benchmarks.md, 2026-12-06).
-func (f *feed) roomKnown(now time.Time) bool {
+func (f *feed) roomKnown(now time.Time) (known bool, first time.Time) {
 	st := f.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for id, c := range st.cands {
 		if f.homeOf(c) && f.freshRoomLocked(c, now) && !st.isChildLocked(id) && !st.skipSourceLocked(id, c, f, now) {
-			return true
+			if !known || c.probedAt.Before(first) {
+				known, first = true, c.probedAt
+			}
 		}
 	}
-	return false
+	return known, first
 }
 
 // pickRetry: how long a stripe with no candidate to try waits before
