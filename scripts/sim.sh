@@ -19,7 +19,7 @@
 #   default 0: a cold start)  -media FILE -media-bitrate B (another clip to loop, e.g.
 #   testdata/gop500ms.ts, bit rate 761100: a keyframe every 0.5 s)
 #   -vanish SHARE  -leave SHARE  -chunk DUR (50ms)  -jitter-latency DUR (500ms)
-#   -stall DUR (350ms)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
+#   -stall DUR (350ms; 500ms with stripes)  -heartbeat DUR (100ms)  -children N  -source-children N  -join-lag DUR
 #   -stripes K (1; 4: experimental striping, docs/benchmarks.md)  -chunk-bytes N (65424; 8084 with stripes)
 #   -verbose (a swarm line per virtual second: uplink lag, chunk bytes sent,
 #   backlog, probes answered, subscriptions taken and refused, evictions, stale skips,

@@ -31,7 +31,7 @@ var (
 	fLeave     = flag.Float64("leave", 0, "share of viewers that leave during the measured span")
 	fChunk     = flag.Duration("chunk", 0, "chunk duration (default live's 50ms)")
 	fJitter    = flag.Duration("jitter-latency", 0, "viewer jitter buffer target (default live's 500ms)")
-	fStall     = flag.Duration("stall", 0, "stall timeout (default live's 350ms)")
+	fStall     = flag.Duration("stall", 0, "stall timeout (default live's: 350ms with one stripe, 500ms with stripes)")
 	fHeartbeat = flag.Duration("heartbeat", 0, "heartbeat (default live's 100ms)")
 	fChildren  = flag.Int("children", 0, "viewer MaxChildren (default uplink/bitrate)")
 	fSrcKids   = flag.Int("source-children", 0, "source MaxChildren (default uplink/bitrate)")
