@@ -297,7 +297,12 @@ const maxQueuedAge = time.Second
 // childKeepalive: a child sends an empty LiveRequest every heartbeat; one
 // silent this long is gone (a host that dies does not close its
 // connections), and its slot is freed for the orphans looking for a parent.
-const childKeepalive = time.Second
+// Shorter than a striped child's stall timeout (500 ms and the stripes'
+// spacing), so that the slot is free when the dead child's own children
+// fail over and ask for it first (standbys); at 1 s they found it taken and
+// settled deeper, and the source's freed slots stayed idle (docs/benchmarks.md,
+// 2026-12-08).
+const childKeepalive = 500 * time.Millisecond
 
 // childKey names one subscription: a peer may take different stripes from
 // us over different subscriptions.

@@ -915,6 +915,13 @@ func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 		if f.orphanedLocked(c) {
 			sc += 256
 		}
+		if f.lost != "" && f.parent == "" && len(f.ancestors) > 0 && id == f.ancestors[len(f.ancestors)-1] {
+			// The lost parent's own parent: the slot it fed that parent
+			// from is free once it notices the death (childKeepalive),
+			// whatever it last answered. An orphan that takes it takes
+			// the dead parent's place, and its subtree with it.
+			sc = -1
+		}
 		if !st.connected(id) {
 			// A stranger ranks as a connected peer a level deeper: keeping
 			// a connected standby fresh costs a stream, a stranger a
