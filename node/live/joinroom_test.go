@@ -178,7 +178,10 @@ func TestJoinWaitsGraceAfterFirstRoom(t *testing.T) {
 			t.Fatal("no subscription after 5 s")
 		}
 	}
-	if got := st.probesOut[probeNeighbour]; got != 2 {
+	st.mu.Lock()
+	got := st.probesOut[probeNeighbour]
+	st.mu.Unlock()
+	if got != 2 {
 		t.Errorf("%d neighbour probes counted, want 2 (near %s, far %s)", got, near.ID(), far.ID())
 	}
 }

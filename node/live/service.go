@@ -103,7 +103,6 @@ func (c *Config) defaults() {
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 100 * time.Millisecond
 	}
-
 	if c.MaxJoinLag <= 0 {
 		c.MaxJoinLag = 200 * time.Millisecond
 	}

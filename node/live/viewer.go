@@ -894,6 +894,10 @@ func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 	self := st.svc.h.ID()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	var grandparent peer.ID // the lost parent's parent, while orphaned
+	if f.lost != "" && f.parent == "" && len(f.ancestors) > 0 {
+		grandparent = f.ancestors[len(f.ancestors)-1]
+	}
 	var list []scored
 	for id, c := range st.cands {
 		if id == f.parent || st.isChildLocked(id) || st.leaveSourceLocked(id, f) {
@@ -915,7 +919,7 @@ func (st *Stream) standbys(f *feed, n int, skipFull bool) []peer.ID {
 		if f.orphanedLocked(c) {
 			sc += 256
 		}
-		if f.lost != "" && f.parent == "" && len(f.ancestors) > 0 && id == f.ancestors[len(f.ancestors)-1] {
+		if id == grandparent {
 			// The lost parent's own parent: the slot it fed that parent
 			// from is free once it notices the death (childKeepalive),
 			// whatever it last answered. An orphan that takes it takes
